@@ -1,0 +1,88 @@
+"""Turning results and errors into output and exit codes: the one place that decides them."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import traceback
+from enum import IntEnum, StrEnum
+from typing import Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from orchestrator.errors import UpgradeError
+
+
+class Exit(IntEnum):
+    OK = 0
+    WARNINGS = 1
+    INVALID = 2
+    HALTED = 3
+
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    """Plain JSON on stdout for CI, never coloured or wrapped."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def fail(message: str, code: Exit = Exit.INVALID) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", markup=True)
+    return typer.Exit(int(code))
+
+
+def validation_line(exc: ValidationError, where: str = "") -> str:
+    """A pydantic error as one line: the first problem with its location."""
+    first = exc.errors()[0]
+    loc = ".".join(str(p) for p in first.get("loc", ()))
+    msg = first.get("msg", str(exc))
+    more = len(exc.errors()) - 1
+    suffix = f" (and {more} more)" if more > 0 else ""
+    prefix = f"{where}: " if where else ""
+    return f"{prefix}{loc + ': ' if loc else ''}{msg}{suffix}"
+
+
+def run_guarded(app: typer.Typer) -> int:
+    """Run the typer app; known errors become one line and exit 2, unknown ones a log file and exit 3."""
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except SystemExit as exc:
+        return int(exc.code or 0) if isinstance(exc.code, int) else 2
+    except UpgradeError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", markup=True)
+        return int(Exit.INVALID)
+    except ValidationError as exc:
+        err_console.print(f"[bold red]error:[/] {validation_line(exc)}", markup=True)
+        return int(Exit.INVALID)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return int(Exit.INVALID)
+        if isinstance(exc, click.exceptions.Abort):
+            return 130
+        with tempfile.NamedTemporaryFile("w", prefix="upgrade-crash-", suffix=".log", delete=False) as fh:
+            traceback.print_exc(file=fh)
+        err_console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (traceback in {fh.name}; please report it)",
+            markup=True,
+        )
+        return int(Exit.HALTED)
+    return int(Exit.OK)
