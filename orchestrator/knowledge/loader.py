@@ -1,0 +1,238 @@
+"""Load the shipped facts and an optional site override into one validated, fingerprinted ``Knowledge``.
+
+The only module of the knowledge package that reads files; the engine and rules never do IO.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from orchestrator.errors import InputError
+from orchestrator.knowledge.facts import (
+    Architecture,
+    ArchitectureFacts,
+    CudaFacts,
+    CudaRelease,
+    CudnnRelease,
+    DriverBranch,
+    DriverFacts,
+    FrameworkBuild,
+    GoldenStack,
+    LibraryFacts,
+    ModelNeed,
+    NcclRelease,
+    SiteFacts,
+)
+
+SHIPPED_DATA_VERSION = "2026.1"
+_FILES: dict[str, tuple[str, type[BaseModel]]] = {
+    "cuda": ("cuda.yaml", CudaFacts),
+    "drivers": ("drivers.yaml", DriverFacts),
+    "architectures": ("architectures.yaml", ArchitectureFacts),
+    "libraries": ("libraries.yaml", LibraryFacts),
+}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class KnowledgeError(InputError):
+    """A facts file (shipped or site override) is missing, malformed or breaks the schema."""
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A site fact that replaces a shipped one with different content."""
+
+    section: str
+    key: str
+    shipped: dict[str, Any]
+    override: dict[str, Any]
+    file: str
+
+    def describe(self) -> str:
+        changed = sorted(
+            k
+            for k in set(self.shipped) | set(self.override)
+            if self.shipped.get(k) != self.override.get(k) and k not in ("source", "sources", "note")
+        )
+        what = ", ".join(f"{k}: {self.shipped.get(k)!r} -> {self.override.get(k)!r}" for k in changed)
+        return f"{self.file}: {self.section} {self.key} overrides shipped facts ({what or 'provenance only'})"
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    """Every fact the rules use, loaded once; ``version`` fingerprints the content for the planner."""
+
+    cuda: CudaFacts
+    drivers: DriverFacts
+    architectures: ArchitectureFacts
+    libraries: LibraryFacts
+    golden_stacks: tuple[GoldenStack, ...] = ()
+    conflicts: tuple[Conflict, ...] = ()
+    override_file: str | None = None
+    version: str = field(default="")
+
+    def branch(self, number: int) -> DriverBranch | None:
+        return next((b for b in self.drivers.branches if b.branch == number), None)
+
+    def architecture(self, name: str) -> Architecture | None:
+        return next((a for a in self.architectures.architectures if a.name == name), None)
+
+    def model_need(self, name: str) -> ModelNeed | None:
+        return next((m for m in self.architectures.models if m.name == name), None)
+
+
+def _parse(text: str, where: str, model: type[M]) -> M:
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise KnowledgeError(where, f"not valid YAML ({exc.__class__.__name__})") from exc
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first.get("loc", ()))
+        raise KnowledgeError(where, f"{loc}: {first.get('msg')}") from exc
+
+
+def _shipped() -> dict[str, BaseModel]:
+    out: dict[str, BaseModel] = {}
+    for section, (name, model) in _FILES.items():
+        text = resources.files("orchestrator.knowledge.data").joinpath(name).read_text(encoding="utf-8")
+        out[section] = _parse(text, f"shipped {name}", model)
+    return out
+
+
+def _merge(
+    section: str,
+    shipped: Sequence[M],
+    extra: Sequence[M],
+    key: Callable[[M], Hashable],
+    file: str,
+    conflicts: list[Conflict],
+) -> tuple[M, ...]:
+    """Site entries replace shipped ones with the same key (a conflict if they differ) or are added."""
+    merged: dict[Hashable, M] = {key(item): item for item in shipped}
+    for item in extra:
+        k = key(item)
+        old = merged.get(k)
+        if old is not None and old != item:
+            conflicts.append(
+                Conflict(
+                    section,
+                    str(k),
+                    old.model_dump(mode="json", exclude_defaults=True),
+                    item.model_dump(mode="json", exclude_defaults=True),
+                    file,
+                )
+            )
+        merged[k] = item
+    return tuple(merged.values())
+
+
+def _fingerprint(parts: dict[str, Any]) -> str:
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def load_knowledge(override: Path | None = None) -> Knowledge:
+    """Shipped facts plus an optional site file; conflicts are kept on the result, the site's value wins."""
+    base = _shipped()
+    cuda, drivers = base["cuda"], base["drivers"]
+    archs, libs = base["architectures"], base["libraries"]
+    assert isinstance(cuda, CudaFacts) and isinstance(drivers, DriverFacts)
+    assert isinstance(archs, ArchitectureFacts) and isinstance(libs, LibraryFacts)
+    golden: tuple[GoldenStack, ...] = ()
+    conflicts: list[Conflict] = []
+    file = None
+    if override is not None:
+        file = str(override)
+        try:
+            text = override.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise KnowledgeError(file, f"cannot read site facts ({exc.strerror})") from exc
+        site = _parse(text, file, SiteFacts)
+        cuda = cuda.model_copy(
+            update={
+                "releases": _merge(
+                    "cuda release", cuda.releases, site.cuda.releases, _release_key, file, conflicts
+                ),
+                **(
+                    {"minor_version_compatibility": site.cuda.minor_version_compatibility}
+                    if site.cuda.minor_version_compatibility
+                    else {}
+                ),
+            }
+        )
+        drivers = drivers.model_copy(
+            update={
+                "branches": _merge(
+                    "driver branch", drivers.branches, site.drivers.branches, _branch_key, file, conflicts
+                )
+            }
+        )
+        archs = archs.model_copy(
+            update={
+                "architectures": _merge(
+                    "architecture",
+                    archs.architectures,
+                    site.architectures.architectures,
+                    _name_key,
+                    file,
+                    conflicts,
+                ),
+                "models": _merge(
+                    "model", archs.models, site.architectures.models, _name_key, file, conflicts
+                ),
+            }
+        )
+        libs = libs.model_copy(
+            update={
+                "cudnn": _merge("cudnn", libs.cudnn, site.libraries.cudnn, _cudnn_key, file, conflicts),
+                "nccl": _merge("nccl", libs.nccl, site.libraries.nccl, _nccl_key, file, conflicts),
+                "frameworks": _merge(
+                    "framework", libs.frameworks, site.libraries.frameworks, _fw_key, file, conflicts
+                ),
+            }
+        )
+        golden = site.golden_stacks
+    parts: dict[str, Any] = {
+        k: v.model_dump(mode="json")
+        for k, v in (("cuda", cuda), ("drivers", drivers), ("architectures", archs), ("libraries", libs))
+    }
+    parts["golden"] = [g.model_dump(mode="json") for g in golden]
+    version = f"{SHIPPED_DATA_VERSION}+{_fingerprint(parts)}"
+    return Knowledge(cuda, drivers, archs, libs, golden, tuple(conflicts), file, version)
+
+
+def _release_key(r: CudaRelease) -> Hashable:
+    return r.version.key
+
+
+def _branch_key(b: DriverBranch) -> Hashable:
+    return b.branch
+
+
+def _name_key(a: Architecture | ModelNeed) -> Hashable:
+    return a.name
+
+
+def _cudnn_key(c: CudnnRelease) -> Hashable:
+    return c.version.key
+
+
+def _nccl_key(n: NcclRelease) -> Hashable:
+    return n.version.key
+
+
+def _fw_key(f: FrameworkBuild) -> Hashable:
+    return (f.name.lower(), f.version)
