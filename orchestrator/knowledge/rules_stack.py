@@ -28,7 +28,8 @@ def cudnn(k: Knowledge, hw: Hardware, s: SoftwareStack, ctx: CheckContext) -> It
             rule="cudnn-cuda-mismatch",
             severity=E,
             source=rel.source,
-            message=f"cuDNN {s.cudnn} is built for CUDA {majors}, not for CUDA {s.cuda}",
+            message=f"cuDNN {s.cudnn} is built for CUDA {majors} (support matrix of {rel.version}), "
+            f"not for CUDA {s.cuda}",
             fix=f"install the cuDNN build for CUDA {s.cuda.major} (libcudnn9-cuda-{s.cuda.major})",
         )
     cc = rel.min_cc()

@@ -1,0 +1,221 @@
+"""`upgrade compat` (will this stack work on this GPU?) and `upgrade check` (every host, now and target)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from orchestrator.cli.app import app
+from orchestrator.cli.output import Exit, OutputFormat, console, err_console, print_json
+from orchestrator.desired import DesiredState, load_desired
+from orchestrator.gpus import resolve_gpu
+from orchestrator.knowledge import (
+    CheckContext,
+    Hardware,
+    Knowledge,
+    Severity,
+    Violation,
+    check,
+    check_transition,
+    load_knowledge,
+    worst,
+)
+from orchestrator.models import Fleet, KernelModuleFlavor, SoftwareStack
+
+_SITE_FACTS_HELP = "Site facts file: adds or overrides shipped facts (docs/knowledge.md)."
+
+
+def _exit_code(found: list[Violation]) -> int:
+    w = worst(found)
+    return int(Exit.INVALID if w is Severity.ERROR else Exit.WARNINGS if w else Exit.OK)
+
+
+def _load(facts: Path | None) -> Knowledge:
+    k = load_knowledge(facts)
+    for c in k.conflicts:
+        err_console.print(f"[yellow]conflict:[/] {c.describe()}", markup=True)
+    return k
+
+
+def _violation_json(v: Violation) -> dict[str, Any]:
+    return v.model_dump(mode="json", exclude_none=True)
+
+
+def _table(rows: list[tuple[str, Violation]], first: str | None) -> Table:
+    t = Table(show_lines=False)
+    if first:
+        t.add_column(first)
+    for name in ("severity", "rule", "finding", "fix", "source"):
+        t.add_column(name, overflow="fold")
+    for label, v in rows:
+        colour = "red" if v.severity is Severity.ERROR else "yellow"
+        cells = [
+            f"[{colour}]{v.severity}[/]",
+            v.rule,
+            v.message + (" (unverified)" if v.unverified else ""),
+            v.fix or "",
+            v.source,
+        ]
+        t.add_row(*([label] if first else []), *cells)
+    return t
+
+
+@app.command("compat")
+def compat(
+    gpu: str = typer.Option(
+        ..., "--gpu", help="GPU model as people or nvidia-smi write it (H100, 'NVIDIA A100-SXM4-80GB')."
+    ),
+    driver: str = typer.Option(..., "--driver", help="Driver version, e.g. 580.95.05."),
+    cuda: str | None = typer.Option(None, "--cuda", help="CUDA toolkit, e.g. 12.8 or 12.8.1."),
+    cudnn: str | None = typer.Option(None, "--cudnn", help="cuDNN, e.g. 9.17.0."),
+    nccl: str | None = typer.Option(None, "--nccl", help="NCCL, e.g. 2.21.5-1+cuda12.4."),
+    fabric_manager: str | None = typer.Option(
+        None, "--fabric-manager", help="Fabric manager version (NVSwitch)."
+    ),
+    nvswitch: bool | None = typer.Option(
+        None,
+        "--nvswitch/--no-nvswitch",
+        help="NVSwitch system (default: yes when --fabric-manager is given).",
+    ),
+    kernel_module: KernelModuleFlavor | None = typer.Option(
+        None, "--kernel-module", help="open or proprietary."
+    ),
+    cuda_compat: bool = typer.Option(
+        False, "--cuda-compat", help="A cuda-compat forward-compatibility package is used."
+    ),
+    production: bool = typer.Option(False, "--production", help="Judge as a production pool."),
+    facts: Path | None = typer.Option(None, "--facts", help=_SITE_FACTS_HELP),
+    output: OutputFormat = typer.Option(
+        OutputFormat.TABLE, "--output", help="table for people, json for CI."
+    ),
+) -> None:
+    """Will this stack work on this GPU? Exit 0 clean, 1 warnings only, 2 any error."""
+    k = _load(facts)
+    model = resolve_gpu(gpu)
+    stack = SoftwareStack.model_validate(
+        {
+            "driver": driver,
+            "cuda": cuda,
+            "cudnn": cudnn,
+            "nccl": nccl,
+            "fabric_manager": fabric_manager,
+            "kernel_module": kernel_module,
+        }
+    )
+    hw = Hardware(model, nvswitch=nvswitch if nvswitch is not None else fabric_manager is not None)
+    found = check(
+        k, hw, stack, CheckContext(now=date.today(), production=production, cuda_compat=cuda_compat)
+    )
+    if output == OutputFormat.JSON:
+        print_json(
+            {
+                "gpu": model.name,
+                "architecture": model.architecture,
+                "compute_capability": str(model.compute_capability),
+                "stack": stack.model_dump(mode="json", exclude_none=True),
+                "knowledge_version": k.version,
+                "findings": [_violation_json(v) for v in found],
+            }
+        )
+    else:
+        console.print(
+            f"{model.name} ({model.architecture}, cc {model.compute_capability}): {stack.describe()}"
+        )
+        if found:
+            console.print(_table([("", v) for v in found], None))
+        else:
+            console.print("[green]no findings[/]", markup=True)
+    raise typer.Exit(_exit_code(found))
+
+
+def check_fleet(k: Knowledge, fleet: Fleet, desired: DesiredState, today: date) -> dict[str, dict[str, Any]]:
+    """Per host: findings on its current stack and on its target; workloads are judged on the target. Pure."""
+    out: dict[str, dict[str, Any]] = {}
+    for host in sorted(fleet.hosts, key=lambda h: h.name):
+        pool = desired.pools.get(host.pool)
+        ctx = CheckContext(
+            now=today,
+            pool=host.pool,
+            production=pool.production if pool else False,
+            workloads=pool.workloads if pool else (),
+            cuda_compat=pool.cuda_compat if pool else False,
+        )
+        current = check(k, host, host.stack, replace(ctx, workloads=()))
+        entry: dict[str, Any] = {"pool": host.pool, "current": current, "target": None, "target_stack": None}
+        if pool is not None:
+            after = pool.target.applied_to(host.stack)
+            entry["target_stack"] = after
+            entry["target"] = check(k, host, after, ctx)
+            entry["transition"] = check_transition(k, host, host.stack, after, ctx)
+        out[host.name] = entry
+    return out
+
+
+@app.command("check")
+def check_cmd(
+    target: Path = typer.Argument(..., help="Desired-state YAML (docs/desired-state.md)."),
+    inventory: Path = typer.Option(..., "-i", "--inventory", help="Ansible inventory (file, dir or script)."),
+    snapshot: Path | None = typer.Option(
+        None, "--snapshot", help="Stored facts snapshot instead of asking hosts."
+    ),
+    limit: str | None = typer.Option(None, "--limit", "-l", help="Ansible host pattern to restrict to."),
+    facts: Path | None = typer.Option(None, "--facts", help=_SITE_FACTS_HELP),
+    output: OutputFormat = typer.Option(
+        OutputFormat.TABLE, "--output", help="table for people, json for CI."
+    ),
+) -> None:
+    """Check every host's current stack and its target stack. Exit 0 clean, 1 warnings only, 2 any error."""
+    from orchestrator.facts.sources import collect_live, load_snapshot
+    from orchestrator.fleet import build_fleet
+    from orchestrator.inventory import load_inventory
+
+    k = _load(facts)
+    desired = load_desired(target)
+    hosts = load_inventory(inventory, limit=limit)
+    snap = load_snapshot(snapshot) if snapshot is not None else collect_live(inventory, hosts, limit=limit)
+    built = build_fleet(hosts, snap)
+    result = check_fleet(k, built.fleet, desired, date.today())
+    missing = sorted({h.pool for h in built.fleet.hosts} - set(desired.pools))
+    everything = [v for e in result.values() for key in ("current", "target") for v in (e[key] or [])]
+    if output == OutputFormat.JSON:
+        print_json(
+            {
+                "knowledge_version": k.version,
+                "pools_without_target": missing,
+                "unknown_hosts": built.unknown,
+                "hosts": {
+                    name: {
+                        "pool": e["pool"],
+                        "target_stack": e["target_stack"].model_dump(mode="json", exclude_none=True)
+                        if e["target_stack"]
+                        else None,
+                        "current": [_violation_json(v) for v in e["current"]],
+                        "target": [_violation_json(v) for v in e["target"]]
+                        if e["target"] is not None
+                        else None,
+                    }
+                    for name, e in result.items()
+                },
+            }
+        )
+    else:
+        rows = [
+            (f"{name} ({phase})", v)
+            for name, e in result.items()
+            for phase in ("current", "target")
+            for v in (e[phase] or [])
+        ]
+        console.print(_table(rows, "host") if rows else "[green]no findings[/]")
+        for pool in missing:
+            console.print(f"[yellow]pool {pool} has no target in {target}[/]", markup=True)
+        for name, why in sorted(built.unknown.items()):
+            console.print(f"[yellow]{name}: not checked ({why})[/]", markup=True)
+    code = _exit_code(everything)
+    if code == int(Exit.OK) and (missing or built.unknown):
+        code = int(Exit.WARNINGS)
+    raise typer.Exit(code)

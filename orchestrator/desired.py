@@ -1,0 +1,97 @@
+"""The desired-state document: per pool, the target stack and the workloads it must keep running.
+
+Strict (unknown keys are errors) and versioned (``version: 1``) so later sections (the planner's
+``policy``) can be added without breaking old files. Format: docs/desired-state.md.
+
+Example::
+
+    version: 1
+    pools:
+      train_h100:
+        target: {driver: "580.95.05", kernel_module: open, cuda: "13.0", fabric_manager: "580.95.05"}
+        workloads:
+          - {name: llm-train, framework: "pytorch==2.9.1+cu130"}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import Field, ValidationError
+
+from orchestrator.errors import InputError
+from orchestrator.knowledge.findings import Workload
+from orchestrator.models import KernelModuleFlavor, SoftwareStack, StrictModel
+from orchestrator.versions import ComponentVersion, CudaVersion, CudnnVersion, DriverVersion, NcclVersion
+
+
+class DesiredStateError(InputError):
+    """The desired-state file is missing, not YAML, or does not fit the schema."""
+
+
+class TargetStack(StrictModel):
+    """What a pool should run; a component left out is not managed (the host keeps what it has)."""
+
+    driver: DriverVersion | None = None
+    kernel_module: KernelModuleFlavor | None = None
+    cuda: CudaVersion | None = None
+    cudnn: CudnnVersion | None = None
+    nccl: NcclVersion | None = None
+    fabric_manager: DriverVersion | None = None
+    container_toolkit: ComponentVersion | None = None
+    dcgm: ComponentVersion | None = None
+
+    def applied_to(self, current: SoftwareStack) -> SoftwareStack:
+        """The stack a host will have after the upgrade: its current one with the managed parts replaced."""
+        managed = {k: v for k, v in self.model_dump(exclude_none=True).items()}
+        return current.model_copy(update={k: getattr(self, k) for k in managed})
+
+
+class PoolTarget(StrictModel):
+    """One pool's target, whether it is production, and the workloads that must keep running."""
+
+    target: TargetStack
+    production: bool = Field(default=True, description="new-feature driver branches are warned about")
+    cuda_compat: bool = Field(
+        default=False, description="hosts carry a cuda-compat forward-compatibility package"
+    )
+    workloads: tuple[Workload, ...] = ()
+
+
+class DesiredState(StrictModel):
+    """The whole document; top level grows by new sections (the planner adds ``policy``)."""
+
+    version: Literal[1] = 1
+    pools: dict[str, PoolTarget] = Field(min_length=1)
+
+
+def parse_desired(text: str, where: str = "<desired state>") -> DesiredState:
+    """Validate YAML text; any problem is one line naming ``where`` and the first error."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise DesiredStateError(where, f"not valid YAML{at}") from exc
+    if not isinstance(data, dict):
+        raise DesiredStateError(where, "expected a mapping with `version` and `pools`")
+    try:
+        return DesiredState.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first.get("loc", ()))
+        more = len(exc.errors()) - 1
+        suffix = f" (and {more} more)" if more else ""
+        raise DesiredStateError(where, f"{loc}: {first.get('msg')}{suffix}") from exc
+
+
+def load_desired(path: str | Path) -> DesiredState:
+    """Read and validate a desired-state file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DesiredStateError(str(p), f"cannot read ({exc.strerror})") from exc
+    return parse_desired(text, str(p))
