@@ -13,8 +13,8 @@ from orchestrator.cli.app import app
 from orchestrator.cli.output import run_guarded
 
 # Each command group registers itself on `app` when its module is imported.
-from orchestrator.cli import facts_cmd  # noqa: E402,F401  isort: skip
-from orchestrator.cli import compat_cmd  # noqa: E402,F401  isort: skip
+from orchestrator.cli import facts_cmd  # noqa: F401  isort: skip
+from orchestrator.cli import compat_cmd  # noqa: F401  isort: skip
 
 
 def main() -> None:
