@@ -1,10 +1,153 @@
-"""`upgrade facts`: the fleet's GPU stack versions side by side, drift highlighted."""
+"""`upgrade facts`: every host's GPU stack side by side per pool, drift highlighted, unreachable hosts named."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
 from orchestrator.cli.app import app
+from orchestrator.cli.output import Exit, OutputFormat, console, print_json
+from orchestrator.drift import PoolDrift, fleet_drift, value_of
+from orchestrator.errors import InputError
+from orchestrator.facts.records import FactsSnapshot, HostFacts
+from orchestrator.facts.sources import collect_live, collect_local, load_snapshot
+from orchestrator.inventory import InventoryHost, load_inventory
+from orchestrator.models import SoftwareStack
+
+COLUMNS = [("driver", "driver"), ("kernel_module", "module"), ("cuda", "CUDA"), ("cudnn", "cuDNN"),
+           ("nccl", "NCCL"), ("fabric_manager", "fabric mgr"), ("dcgm", "DCGM"),
+           ("container_toolkit", "ctk"), ("kernel", "kernel")]
 
 
 @app.command("facts")
-def facts() -> None:
-    """Show each host's driver, CUDA, cuDNN, NCCL, fabric manager versions (work in progress)."""
+def facts(
+    inventory: Path | None = typer.Option(None, "-i", "--inventory", help="Ansible inventory (file, dir or script)."),
+    limit: str | None = typer.Option(None, "--limit", "-l", help="Ansible host pattern to restrict to."),
+    output: OutputFormat = typer.Option(OutputFormat.TABLE, "--output", help="table for people, json for CI."),
+    local: bool = typer.Option(False, "--local", help="Collect this machine's stack (run it on a GPU node)."),
+    snapshot: Path | None = typer.Option(None, "--snapshot", help="Show a stored snapshot instead of asking hosts."),
+    forks: int = typer.Option(20, "--forks", min=1, help="Hosts Ansible asks in parallel."),
+) -> None:
+    """Show driver, CUDA, cuDNN, NCCL, fabric manager versions per host, grouped by pool, drift highlighted.
+
+    Exit 0: every host answered and no pool is mixed; 1: drift, host problems or unreachable hosts; 2: bad input.
+    """
+    if local:
+        host = collect_local()
+        if output == OutputFormat.JSON:
+            print_json(host.model_dump(mode="json"))
+        else:
+            _render_local(host)
+        raise typer.Exit(int(Exit.WARNINGS if host.problems else Exit.OK))
+    if inventory is None:
+        raise InputError("upgrade facts", "give an inventory with -i (or --local for this machine)")
+    hosts = load_inventory(inventory, limit=limit)
+    if snapshot is not None:
+        snap = _restrict(load_snapshot(snapshot), hosts)
+    else:
+        snap = collect_live(inventory, hosts, limit=limit, forks=forks)
+    drift = fleet_drift(_stacks_by_pool(hosts, snap))
+    if output == OutputFormat.JSON:
+        data = snap.model_dump(mode="json")
+        data["drift"] = [d.model_dump(mode="json") for d in drift if d.mixed]
+        print_json(data)
+    else:
+        _render_fleet(hosts, snap, drift)
+    problems = snap.unreachable or any(h.problems for h in snap.hosts) or any(d.mixed for d in drift)
+    raise typer.Exit(int(Exit.WARNINGS if problems else Exit.OK))
+
+
+def _restrict(snap: FactsSnapshot, hosts: list[InventoryHost]) -> FactsSnapshot:
+    """Keep the snapshot's records of the inventory's hosts; a host the snapshot lacks is reported, not hidden."""
+    names = {h.name for h in hosts}
+    known = {h.host for h in snap.hosts} | {u.host for u in snap.unreachable}
+    missing = [{"host": n, "reason": "not in the facts snapshot"} for n in sorted(names - known)]
+    return FactsSnapshot.model_validate({
+        **snap.model_dump(),
+        "hosts": [h.model_dump() for h in snap.hosts if h.host in names],
+        "unreachable": [u.model_dump() for u in snap.unreachable if u.host in names] + missing,
+    })
+
+
+def _stacks_by_pool(hosts: list[InventoryHost], snap: FactsSnapshot) -> dict[str, dict[str, SoftwareStack]]:
+    facts = snap.by_host()
+    pools: dict[str, dict[str, SoftwareStack]] = {}
+    for host in hosts:
+        if host.name in facts:
+            pools.setdefault(host.pool, {})[host.name] = facts[host.name].stack()
+    return pools
+
+
+def _gpu_cell(inv: InventoryHost, host: HostFacts) -> str:
+    model = host.gpu_model() or inv.gpu
+    count = len(host.gpus) if host.gpus else inv.gpu_count
+    if model is None:
+        return "?"
+    return f"{count}x {model}" if count else str(model)
+
+
+def _render_fleet(hosts: list[InventoryHost], snap: FactsSnapshot, drift: list[PoolDrift]) -> None:
+    facts = snap.by_host()
+    by_pool: dict[str, list[InventoryHost]] = {}
+    for host in hosts:
+        by_pool.setdefault(host.pool, []).append(host)
+    drift_by_pool = {d.pool: d for d in drift}
+    for pool in sorted(by_pool):
+        pd = drift_by_pool.get(pool)
+        off = {(c.component, h) for c in pd.mixed for h in c.off_majority} if pd else set()
+        table = Table(title=f"pool {pool}", title_justify="left", show_lines=False)
+        for header in ["host", "GPUs", *[label for _, label in COLUMNS], "status"]:
+            table.add_column(header, no_wrap=True)
+        for inv in by_pool[pool]:
+            record = facts.get(inv.name)
+            if record is None:
+                table.add_row(inv.name, str(inv.gpu or "?"), *["" for _ in COLUMNS], Text("no facts", style="red"))
+                continue
+            stack = record.stack()
+            cells = []
+            for component, _ in COLUMNS:
+                value = value_of(stack, component)
+                drifting = (component, inv.name) in off
+                cells.append(Text(value + ("*" if drifting else ""), style="bold yellow" if drifting else ""))
+            status = Text(record.driver.status.value, style="green" if not record.problems else "red")
+            if inv.cordoned_by_hand:
+                status.append(f", cordoned by hand: {inv.cordon_reason or 'no reason given'}", style="magenta")
+            table.add_row(inv.name, _gpu_cell(inv, record), *cells, status)
+        console.print(table)
+        if pd and pd.mixed:
+            for c in pd.mixed:
+                values = ", ".join(f"{v} on {n}" for v, n in c.values.items())
+                console.print(Text(f"  drift: {c.component} is mixed ({values}); off majority: "
+                                   f"{', '.join(c.off_majority)}", style="yellow"))
+    for record in snap.hosts:
+        for problem in record.problems:
+            console.print(Text(f"{record.host}: {problem}", style="red"))
+    for unreachable in snap.unreachable:
+        console.print(Text(f"{unreachable.host}: {unreachable.reason}", style="red"))
+    mixed_pools = [d.pool for d in drift if d.mixed]
+    summary = (f"{len(hosts)} hosts in {len(by_pool)} pools: {len(snap.hosts)} reported, "
+               f"{len(snap.unreachable)} unreachable; "
+               + (f"drift in {', '.join(mixed_pools)}" if mixed_pools else "no drift")
+               + (" (* = off the pool's majority)" if mixed_pools else ""))
+    console.print(summary)
+
+
+def _render_local(host: HostFacts) -> None:
+    stack = host.stack()
+    table = Table(title=f"{host.host} ({host.os or 'unknown OS'})", title_justify="left", show_header=False)
+    table.add_column("component")
+    table.add_column("version")
+    table.add_column("source")
+    table.add_row("GPUs", ", ".join(f"{g.index}: {g.name}" for g in host.gpus) or "none visible", "nvidia-smi")
+    table.add_row("driver", value_of(stack, "driver"), f"{host.driver.status} ({host.driver.flavor or '?'})")
+    table.add_row("CUDA (driver API)", host.driver.cuda_driver_api or "-", "nvidia-smi")
+    for name, label in COLUMNS[2:]:
+        record = getattr(host, name, None)
+        source = getattr(record, "source", None) or getattr(record, "missing", None) or ""
+        table.add_row(label, value_of(stack, name), str(source))
+    console.print(table)
+    for problem in host.problems:
+        console.print(Text(problem, style="red"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import traceback
@@ -28,8 +29,15 @@ class OutputFormat(StrEnum):
     JSON = "json"
 
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+def _width() -> int | None:
+    """Terminals keep their width; pipes and CI logs get a wide one so version tables are never cut."""
+    if sys.stdout.isatty():
+        return None
+    return int(os.environ.get("COLUMNS", "220"))
+
+
+console = Console(highlight=False, soft_wrap=True, width=_width())
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, width=_width())
 
 
 def print_json(data: Any) -> None:
@@ -53,14 +61,17 @@ def validation_line(exc: ValidationError, where: str = "") -> str:
     return f"{prefix}{loc + ': ' if loc else ''}{msg}{suffix}"
 
 
-def run_guarded(app: typer.Typer) -> int:
-    """Run the typer app; known errors become one line and exit 2, unknown ones a log file and exit 3."""
+def run_guarded(app: typer.Typer, args: list[str] | None = None) -> int:
+    """Run the app; known errors become one line and exit 2, unknown ones a crash log and exit 3.
+
+    Usage errors are typer's own (it prints usage and exits 2).
+    """
     try:
-        app(standalone_mode=False)
-    except typer.Exit as exc:
-        return int(exc.exit_code)
+        app(args=args, prog_name="upgrade")
     except SystemExit as exc:
-        return int(exc.code or 0) if isinstance(exc.code, int) else 2
+        if exc.code is None:
+            return int(Exit.OK)
+        return exc.code if isinstance(exc.code, int) else int(Exit.INVALID)
     except UpgradeError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", markup=True)
         return int(Exit.INVALID)
@@ -71,13 +82,6 @@ def run_guarded(app: typer.Typer) -> int:
         err_console.print("interrupted")
         return 130
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return int(Exit.INVALID)
-        if isinstance(exc, click.exceptions.Abort):
-            return 130
         with tempfile.NamedTemporaryFile("w", prefix="upgrade-crash-", suffix=".log", delete=False) as fh:
             traceback.print_exc(file=fh)
         err_console.print(

@@ -1,0 +1,208 @@
+"""The one place that talks to ansible-runner: inventory listing and playbook runs with typed results.
+
+A failed playbook is a result (status, rc, per-host outcomes), not an exception; only "Ansible could not be
+started at all" raises :class:`AnsibleError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+from pydantic import BaseModel, ConfigDict
+
+from orchestrator.errors import AnsibleError, InventoryError
+
+PLAYBOOK_DIR_ENV = "UPGRADE_PLAYBOOKS"
+
+
+class HostStatus(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    UNREACHABLE = "unreachable"
+    SKIPPED = "skipped"
+
+
+class TaskResult(BaseModel):
+    """One task's outcome on one host, from a runner event."""
+
+    model_config = ConfigDict(frozen=True)
+    host: str
+    task: str
+    action: str
+    status: HostStatus
+    changed: bool = False
+    message: str = ""
+    result: dict[str, Any] = {}
+
+
+class PlaybookResult(BaseModel):
+    """What a playbook run did: runner status and rc, each host's last status and every task result."""
+
+    model_config = ConfigDict(frozen=True)
+    playbook: str
+    status: str
+    rc: int
+    tasks: list[TaskResult] = []
+    hosts: dict[str, HostStatus] = {}
+    artifact_dir: str = ""
+
+    def host_messages(self, host: str) -> list[str]:
+        return [t.message for t in self.tasks if t.host == host and t.status != HostStatus.OK and t.message]
+
+
+def playbooks_dir() -> Path:
+    """Where the playbooks live: ``$UPGRADE_PLAYBOOKS``, the checkout's ``playbooks/``, or the bundled copy."""
+    override = os.environ.get(PLAYBOOK_DIR_ENV)
+    candidates = [Path(override)] if override else []
+    package = Path(__file__).resolve().parent
+    candidates += [package.parent / "playbooks", package / "_bundled" / "playbooks"]
+    for candidate in candidates:
+        if (candidate / "facts.yml").is_file():
+            return candidate
+    raise AnsibleError(f"playbooks not found (looked in {', '.join(str(c) for c in candidates)})")
+
+
+def list_inventory(path: str | Path, limit: str | None = None) -> dict[str, Any]:
+    """``ansible-inventory --list``: Ansible's own parsing of INI, YAML, plugin and script inventories."""
+    source = Path(path)
+    if not source.exists():
+        raise InventoryError(str(path), "inventory not found")
+    cmd = [_ansible_bin("ansible-inventory"), "-i", str(source), "--list"]
+    if limit:
+        cmd += ["--limit", limit]
+    env = {**os.environ, "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True", "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_DEPRECATION_WARNINGS": "False"}
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise AnsibleError(f"could not run ansible-inventory: {exc}") from exc
+    if proc.returncode != 0:
+        raise InventoryError(str(path), _inventory_error_line(proc.stderr) or "Ansible could not parse the inventory")
+    if limit and "Could not match supplied host pattern" in proc.stderr:
+        raise InventoryError(str(path), f"--limit {limit!r} matches no host")
+    try:
+        data = json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise InventoryError(str(path), f"ansible-inventory printed no JSON ({exc.msg})") from exc
+    if not isinstance(data, dict):
+        raise InventoryError(str(path), "ansible-inventory returned something that is not an inventory")
+    return data
+
+
+def _ansible_bin(name: str) -> str:
+    """Prefer the Ansible installed beside this Python (a venv) over whatever is first on PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else (shutil.which(name) or name)
+
+
+def _inventory_error_line(err: str) -> str:
+    """The telling part of ansible-inventory's stderr: the first parser's complaint and where."""
+    reason = ""
+    origin = ""
+    for line in err.splitlines():
+        line = line.strip()
+        if not reason and (m := re.search(r"Failed to parse inventory with '[\w.]+' plugin: (.*)", line)):
+            reason = m.group(1).removeprefix("Failed to parse inventory: ")
+        elif reason and not origin and line.startswith("Origin: "):
+            origin = line.removeprefix("Origin: ")
+        elif not reason and line.startswith("[ERROR]: "):
+            reason = line.removeprefix("[ERROR]: ")
+    if origin and ":" in origin.rsplit("/", 1)[-1]:
+        return f"line {origin.split(':', 1)[1]}: {reason}"
+    return reason
+
+
+def run_playbook(
+    playbook: str,
+    inventory: str | Path,
+    *,
+    limit: str | None = None,
+    extravars: Mapping[str, Any] | None = None,
+    forks: int = 20,
+    timeout: int | None = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+    keep_artifacts: bool = False,
+) -> PlaybookResult:
+    """Run ``playbooks/<playbook>`` against the inventory and return typed per-host results."""
+    play_path = playbooks_dir() / playbook
+    if not play_path.is_file():
+        raise AnsibleError(f"playbook {play_path} not found")
+    tmp = tempfile.mkdtemp(prefix="upgrade-run-")
+    tasks: list[TaskResult] = []
+
+    def handle(event: dict[str, Any]) -> bool:
+        task = _task_result(event)
+        if task is not None:
+            tasks.append(task)
+        if on_event is not None:
+            on_event(event)
+        return True
+
+    try:
+        runner = ansible_runner.run(
+            private_data_dir=tmp,
+            playbook=str(play_path),
+            inventory=str(Path(inventory).resolve()),
+            limit=limit,
+            extravars=dict(extravars or {}),
+            forks=forks,
+            timeout=timeout,
+            quiet=True,
+            event_handler=handle,
+            envvars={"ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "False"},
+        )
+    except Exception as exc:  # ansible-runner raises plain exceptions for configuration problems
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise AnsibleError(f"could not start ansible-playbook for {playbook}: {exc}") from exc
+    hosts: dict[str, HostStatus] = {}
+    for task in tasks:
+        if hosts.get(task.host) not in (HostStatus.FAILED, HostStatus.UNREACHABLE):
+            hosts[task.host] = task.status
+    result = PlaybookResult(
+        playbook=playbook, status=str(runner.status), rc=int(runner.rc or 0), tasks=tasks, hosts=hosts,
+        artifact_dir=str(runner.config.artifact_dir) if keep_artifacts else "",
+    )
+    if not keep_artifacts:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return result
+
+
+_EVENT_STATUS = {
+    "runner_on_ok": HostStatus.OK,
+    "runner_on_failed": HostStatus.FAILED,
+    "runner_on_unreachable": HostStatus.UNREACHABLE,
+    "runner_on_skipped": HostStatus.SKIPPED,
+}
+
+
+def _task_result(event: dict[str, Any]) -> TaskResult | None:
+    status = _EVENT_STATUS.get(str(event.get("event")))
+    if status is None:
+        return None
+    data = event.get("event_data") or {}
+    res = data.get("res") or {}
+    if status == HostStatus.FAILED and data.get("ignore_errors"):
+        status = HostStatus.OK
+    message = str(res.get("msg") or "") if status != HostStatus.OK else ""
+    if status == HostStatus.FAILED and res.get("stderr"):
+        message = f"{message}: {str(res['stderr']).strip().splitlines()[-1]}" if message else str(res["stderr"])
+    return TaskResult(
+        host=str(data.get("host", "")),
+        task=str(data.get("task", "")),
+        action=str(data.get("task_action", "")),
+        status=status,
+        changed=bool(res.get("changed", False)),
+        message=message.strip(),
+        result=res if isinstance(res, dict) else {},
+    )

@@ -1,0 +1,1 @@
+"""Facts about each host's GPU stack: collection (on hosts), validation, snapshots."""

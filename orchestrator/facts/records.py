@@ -1,0 +1,177 @@
+"""Validated facts of a host and of a fleet: the format ``upgrade facts --output json`` writes and reads.
+
+The collector returns plain dicts; these models check them strictly (a changed collector or a hand-edited
+snapshot fails loudly) and turn them into the fleet vocabulary (:class:`SoftwareStack`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TypeVar
+
+from pydantic import Field, ValidationError
+
+from orchestrator.errors import FactsError, InputError, UnknownGpuError
+from orchestrator.gpus import GpuModel, resolve_gpu
+from orchestrator.models import KernelModuleFlavor, OsRelease, SoftwareStack, StrictModel
+from orchestrator.versions import (
+    ComponentVersion,
+    CudaVersion,
+    CudnnVersion,
+    DriverVersion,
+    KernelVersion,
+    NcclVersion,
+)
+
+SNAPSHOT_SCHEMA_VERSION = 1
+
+
+class DriverStatus(StrEnum):
+    OK = "ok"
+    NOT_INSTALLED = "not_installed"
+    NOT_LOADED = "not_loaded"
+    VERSION_MISMATCH = "version_mismatch"
+    NO_DEVICES = "no_devices"
+    ERROR = "error"
+
+
+class DriverFacts(StrictModel):
+    status: DriverStatus
+    version: str | None = None
+    cuda_driver_api: str | None = Field(default=None, description="highest CUDA the driver supports natively")
+    flavor: KernelModuleFlavor | None = None
+    loaded_module: str | None = Field(default=None, description="version in /proc/driver/nvidia/version")
+    package: str | None = None
+    package_version: str | None = None
+    message: str | None = None
+
+
+class GpuFacts(StrictModel):
+    index: int
+    name: str
+    uuid: str = ""
+    pci_bus_id: str = ""
+    architecture: str | None = None
+    vbios: str | None = None
+    memory_total_mib: int | None = None
+    persistence_mode: str | None = None
+    mig_mode: str | None = None
+
+
+class ComponentFacts(StrictModel):
+    """One library or tool: its version (as the package or tool says it) and where that came from."""
+
+    version: str | None = None
+    package: str | None = None
+    source: str | None = None
+    flavor: str | None = None
+    also: list[str] = []
+    missing: str | None = None
+
+
+class CudaFacts(StrictModel):
+    version: str | None = None
+    source: str | None = None
+    installed: list[str] = []
+    missing: str | None = None
+
+
+class HostFacts(StrictModel):
+    """Everything collected from one reachable host."""
+
+    host: str
+    collected_at: str
+    schema_version: int = SNAPSHOT_SCHEMA_VERSION
+    kernel: str
+    os: OsRelease | None = None
+    boot_id: str | None = None
+    packages: dict[str, str] = {}
+    held_packages: list[str] = []
+    driver: DriverFacts
+    gpus: list[GpuFacts] = []
+    cuda: CudaFacts
+    cudnn: ComponentFacts
+    nccl: ComponentFacts
+    fabric_manager: ComponentFacts
+    dcgm: ComponentFacts
+    container_toolkit: ComponentFacts
+    problems: list[str] = []
+
+    def gpu_model(self) -> GpuModel | None:
+        """The host's GPU model from nvidia-smi's product name; None when no GPU could be listed."""
+        if not self.gpus:
+            return None
+        names = sorted({g.name for g in self.gpus})
+        if len(names) > 1:
+            raise FactsError(f"host {self.host}", f"mixed GPU models in one host: {', '.join(names)}")
+        try:
+            return resolve_gpu(names[0])
+        except UnknownGpuError as exc:
+            raise FactsError(f"host {self.host}", str(exc)) from exc
+
+    def stack(self) -> SoftwareStack:
+        """The host's current stack in typed versions; an unparsable version names the host and component."""
+        try:
+            return SoftwareStack(
+                driver=_opt(DriverVersion, self.driver.version),
+                kernel_module=self.driver.flavor,
+                cuda=_opt(CudaVersion, self.cuda.version),
+                cudnn=_opt(CudnnVersion, self.cudnn.version),
+                nccl=_opt(NcclVersion, self.nccl.version),
+                fabric_manager=(DriverVersion.from_package(self.fabric_manager.version)
+                                if self.fabric_manager.version else None),
+                container_toolkit=_opt(ComponentVersion, self.container_toolkit.version),
+                dcgm=_opt(ComponentVersion, self.dcgm.version),
+                kernel=_opt(KernelVersion, self.kernel),
+                os=self.os,
+            )
+        except InputError as exc:
+            raise FactsError(f"host {self.host}", str(exc)) from exc
+
+
+class UnreachableHost(StrictModel):
+    host: str
+    reason: str
+
+
+class FactsSnapshot(StrictModel):
+    """A fleet's facts at one moment: what ``upgrade facts --output json`` writes, what planning reads offline."""
+
+    schema_version: int = SNAPSHOT_SCHEMA_VERSION
+    collected_at: str
+    inventory: str = ""
+    hosts: list[HostFacts] = []
+    unreachable: list[UnreachableHost] = []
+
+    def by_host(self) -> dict[str, HostFacts]:
+        return {h.host: h for h in self.hosts}
+
+
+V = TypeVar("V", DriverVersion, CudaVersion, CudnnVersion, NcclVersion, ComponentVersion, KernelVersion)
+
+
+def _opt(cls: type[V], text: str | None) -> V | None:
+    return cls(text) if text else None
+
+
+def parse_host_facts(host: str, collected_at: str, raw: dict[str, object]) -> HostFacts:
+    """Validate one collector result; a malformed one becomes a FactsError naming the host."""
+    try:
+        return HostFacts.model_validate({"host": host, "collected_at": collected_at, **raw})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise FactsError(f"host {host}", f"collector returned unexpected facts at {loc}: {first['msg']}") from exc
+
+
+__all__ = [
+    "ComponentFacts",
+    "CudaFacts",
+    "DriverFacts",
+    "DriverStatus",
+    "FactsSnapshot",
+    "GpuFacts",
+    "HostFacts",
+    "UnreachableHost",
+    "parse_host_facts",
+]

@@ -1,0 +1,117 @@
+"""Fact sources at the edge: this machine, live hosts through Ansible, or a stored snapshot."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from orchestrator.ansible_adapter import HostStatus, PlaybookResult, run_playbook
+from orchestrator.errors import FactsError
+from orchestrator.facts.collector import CommandResult, collect
+from orchestrator.facts.records import FactsSnapshot, HostFacts, UnreachableHost, parse_host_facts
+from orchestrator.inventory import InventoryHost
+
+COMMAND_TIMEOUT_S = 60
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+def _run(cmd: list[str]) -> CommandResult:
+    exe = cmd[0] if cmd[0].startswith("/") else shutil.which(cmd[0])
+    if not exe:
+        return 127, "", f"{cmd[0]}: command not found"
+    try:
+        proc = subprocess.run([exe, *cmd[1:]], capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S,
+                              env={**os.environ, "LC_ALL": "C"}, check=False)
+    except subprocess.TimeoutExpired:
+        return 124, "", f"{cmd[0]} timed out after {COMMAND_TIMEOUT_S}s"
+    except OSError as exc:
+        return 126, "", f"{cmd[0]}: {exc}"
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
+def _resolve(path: str) -> str | None:
+    return os.path.realpath(path) if os.path.exists(path) else None
+
+
+def collect_local(host: str | None = None) -> HostFacts:
+    """Collect this machine's stack with the same code the Ansible module runs on hosts."""
+    raw = collect(_run, _read, _listdir, _resolve)
+    return parse_host_facts(host or socket.gethostname(), now_iso(), raw)
+
+
+def collect_live(inventory_path: str | Path, hosts: list[InventoryHost], *, limit: str | None = None,
+                 forks: int = 20) -> FactsSnapshot:
+    """Run ``playbooks/facts.yml`` over the inventory; unreachable or failing hosts are listed with the reason."""
+    result = run_playbook("facts.yml", inventory_path, limit=limit, forks=forks)
+    return snapshot_from_run(str(inventory_path), [h.name for h in hosts], result, now_iso())
+
+
+def snapshot_from_run(inventory: str, expected: list[str], result: PlaybookResult, collected_at: str) -> FactsSnapshot:
+    """Turn a facts playbook result into a snapshot: one record per expected host, facts or a reason."""
+    collected: list[HostFacts] = []
+    unreachable: list[UnreachableHost] = []
+    for name in sorted(expected):
+        tasks = [t for t in result.tasks if t.host == name]
+        ok = next((t for t in tasks if t.status == HostStatus.OK and "gpu_stack" in
+                   t.result.get("ansible_facts", {})), None)
+        if ok is not None:
+            try:
+                collected.append(parse_host_facts(name, collected_at, ok.result["ansible_facts"]["gpu_stack"]))
+            except FactsError as exc:
+                unreachable.append(UnreachableHost(host=name, reason=exc.problem))
+            continue
+        bad = next((t for t in tasks if t.status in (HostStatus.UNREACHABLE, HostStatus.FAILED)), None)
+        if bad is not None:
+            kind = "unreachable" if bad.status == HostStatus.UNREACHABLE else "fact collection failed"
+            unreachable.append(UnreachableHost(host=name, reason=f"{kind}: {bad.message or 'no message'}"))
+        else:
+            unreachable.append(UnreachableHost(
+                host=name, reason=f"no result from Ansible (run status {result.status}, rc {result.rc})"))
+    return FactsSnapshot(collected_at=collected_at, inventory=inventory, hosts=collected, unreachable=unreachable)
+
+
+def load_snapshot(path: str | Path) -> FactsSnapshot:
+    """Read a snapshot written by ``upgrade facts --output json``; any problem names the file."""
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FactsError(str(path), f"cannot read facts snapshot ({exc.strerror or exc})") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FactsError(str(path), f"not JSON (line {exc.lineno}: {exc.msg})") from exc
+    try:
+        return FactsSnapshot.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise FactsError(str(path), f"not a facts snapshot: {loc}: {first['msg']}") from exc
+
+
+def snapshot_json(snapshot: FactsSnapshot) -> str:
+    return snapshot.model_dump_json(indent=2) + "\n"

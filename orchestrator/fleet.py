@@ -1,0 +1,64 @@
+"""Join the inventory (what we manage, where it sits) with facts (what is installed) into a Fleet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from orchestrator.facts.records import FactsSnapshot, HostFacts
+from orchestrator.gpus import GpuModel
+from orchestrator.inventory import InventoryHost
+from orchestrator.models import Fleet, Host, SoftwareStack
+
+
+@dataclass(frozen=True)
+class FleetBuild:
+    """The fleet of hosts whose facts are known, plus the hosts left out and why, plus disagreements."""
+
+    fleet: Fleet
+    unknown: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def build_fleet(inventory: list[InventoryHost], snapshot: FactsSnapshot) -> FleetBuild:
+    """Hosts with facts become :class:`Host`; unreachable or absent ones are listed in ``unknown``."""
+    facts = snapshot.by_host()
+    unreachable = {u.host: u.reason for u in snapshot.unreachable}
+    hosts: list[Host] = []
+    unknown: dict[str, str] = {}
+    warnings: list[str] = []
+    for inv in inventory:
+        host_facts = facts.get(inv.name)
+        if host_facts is None:
+            unknown[inv.name] = unreachable.get(inv.name, "no facts for this host in the snapshot")
+            continue
+        gpu, count = _hardware(inv, host_facts, warnings)
+        if gpu is None:
+            unknown[inv.name] = "GPU model unknown: no gpu_model in the inventory and nvidia-smi listed no GPU"
+            continue
+        hosts.append(_host(inv, gpu, count, host_facts.stack()))
+    return FleetBuild(fleet=Fleet(hosts=tuple(hosts)), unknown=unknown, warnings=warnings)
+
+
+def inventory_only_fleet(inventory: list[InventoryHost]) -> Fleet:
+    """A fleet from the inventory alone (stacks empty), for commands that need placement but not versions."""
+    return Fleet(hosts=tuple(_host(i, i.gpu, i.gpu_count or 0, SoftwareStack()) for i in inventory if i.gpu))
+
+
+def _hardware(inv: InventoryHost, facts: HostFacts, warnings: list[str]) -> tuple[GpuModel | None, int]:
+    observed = facts.gpu_model()
+    gpu = observed or inv.gpu
+    if observed and inv.gpu and observed != inv.gpu:
+        warnings.append(f"{inv.name}: inventory says gpu_model {inv.gpu}, nvidia-smi reports {observed}; "
+                        f"using {observed}")
+    count = len(facts.gpus) if facts.gpus else (inv.gpu_count or 0)
+    if facts.gpus and inv.gpu_count is not None and inv.gpu_count != len(facts.gpus):
+        warnings.append(f"{inv.name}: inventory declares {inv.gpu_count} GPUs, nvidia-smi lists {len(facts.gpus)}")
+    return gpu, count
+
+
+def _host(inv: InventoryHost, gpu: GpuModel | None, count: int, stack: SoftwareStack) -> Host:
+    return Host(
+        name=inv.name, connection=inv.connection, pool=inv.pool, domains=inv.domains, scheduler=inv.scheduler,
+        gpu=gpu, gpu_count=count, nvswitch=inv.nvswitch, stack=stack,
+        cordoned_by_hand=inv.cordoned_by_hand, cordon_reason=inv.cordon_reason,
+    )

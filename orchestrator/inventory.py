@@ -1,0 +1,123 @@
+"""Inventory source: Ansible parses the inventory, this module maps its host and group vars onto the model.
+
+Variable names are documented in ``docs/conventions.md``. Unknown ``gpu_*`` variables are errors, so a typo
+(``gpu_rak``) cannot silently drop a host out of its failure domain.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+
+from orchestrator.ansible_adapter import list_inventory
+from orchestrator.errors import InventoryError
+from orchestrator.gpus import GpuModel
+from orchestrator.models import Connection, FailureDomains, SchedulerKind, SchedulerRef, StrictModel
+
+KNOWN_VARS = {
+    "gpu_pool", "gpu_model", "gpu_count", "gpu_rack", "gpu_switch", "gpu_nvlink_domain", "gpu_nvswitch",
+    "gpu_scheduler", "gpu_scheduler_node", "gpu_cordoned", "gpu_cordon_reason", "gpu_managed",
+}
+
+
+class InventoryHost(StrictModel):
+    """A host as the inventory declares it; hardware fields may be left to the facts."""
+
+    name: str
+    connection: Connection
+    pool: str = Field(min_length=1)
+    groups: tuple[str, ...] = ()
+    domains: FailureDomains = FailureDomains()
+    scheduler: SchedulerRef = SchedulerRef()
+    gpu: GpuModel | None = None
+    gpu_count: int | None = Field(default=None, ge=0)
+    nvswitch: bool = False
+    cordoned_by_hand: bool = False
+    cordon_reason: str | None = None
+
+
+def load_inventory(path: str | Path, limit: str | None = None) -> list[InventoryHost]:
+    """Every managed host of the inventory (optionally an Ansible ``--limit`` pattern), sorted by name."""
+    data = list_inventory(path, limit=limit)
+    hostvars: dict[str, dict[str, Any]] = data.get("_meta", {}).get("hostvars", {})
+    groups = _groups_by_host(data)
+    names = sorted(set(hostvars) | set(groups))
+    hosts = []
+    for name in names:
+        variables = hostvars.get(name, {})
+        if not _bool(variables.get("gpu_managed", True)):
+            continue
+        hosts.append(_to_host(str(path), name, variables, groups.get(name, [])))
+    if not hosts:
+        raise InventoryError(str(path), "no managed GPU hosts in the inventory" + (f" for --limit {limit!r}"
+                                                                                   if limit else ""))
+    return hosts
+
+
+def _groups_by_host(data: dict[str, Any]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for group, body in data.items():
+        if group == "_meta" or not isinstance(body, dict):
+            continue
+        for host in body.get("hosts", []):
+            out.setdefault(host, []).append(group)
+    return out
+
+
+def _to_host(source: str, name: str, v: dict[str, Any], groups: list[str]) -> InventoryHost:
+    where = f"{source}: host {name}"
+    unknown = sorted(k for k in v if k.startswith("gpu_") and k not in KNOWN_VARS)
+    if unknown:
+        raise InventoryError(where, f"unknown variable {unknown[0]} (known: {', '.join(sorted(KNOWN_VARS))})")
+    if not v.get("gpu_pool"):
+        raise InventoryError(where, "no gpu_pool: set it as a host or group variable (or gpu_managed: false)")
+    try:
+        return InventoryHost(
+            name=name,
+            connection=Connection(
+                address=str(v.get("ansible_host", name)),
+                port=int(v.get("ansible_port", 22)),
+                user=v.get("ansible_user"),
+                private_key_file=v.get("ansible_ssh_private_key_file") or v.get("ansible_private_key_file"),
+            ),
+            pool=str(v["gpu_pool"]),
+            groups=tuple(sorted(groups)),
+            domains=FailureDomains(
+                rack=_opt_str(v.get("gpu_rack")),
+                switch=_opt_str(v.get("gpu_switch")),
+                nvlink_domain=_opt_str(v.get("gpu_nvlink_domain")),
+            ),
+            scheduler=SchedulerRef(
+                kind=SchedulerKind(v.get("gpu_scheduler", "none")),
+                node_name=_opt_str(v.get("gpu_scheduler_node")),
+            ),
+            gpu=v.get("gpu_model"),
+            gpu_count=v.get("gpu_count"),
+            nvswitch=_bool(v.get("gpu_nvswitch", False)),
+            cordoned_by_hand=_bool(v.get("gpu_cordoned", False)),
+            cordon_reason=_opt_str(v.get("gpu_cordon_reason")),
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "value"
+        raise InventoryError(where, f"{field}: {first['msg']}") from exc
+    except ValueError as exc:  # SchedulerKind, int(), unknown GPU (InputError is a ValueError too)
+        raise InventoryError(where, str(exc)) from exc
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def _bool(value: Any) -> bool:
+    """INI inventories give strings: accept Ansible's spellings of true and false."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"true", "yes", "on", "1"}:
+        return True
+    if text in {"false", "no", "off", "0", ""}:
+        return False
+    raise ValueError(f"{value!r} is not a boolean")

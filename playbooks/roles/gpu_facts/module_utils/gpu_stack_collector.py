@@ -1,0 +1,1 @@
+../../../../orchestrator/facts/collector.py
