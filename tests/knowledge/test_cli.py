@@ -50,12 +50,12 @@ def test_compat_unknown_gpu_is_an_input_error() -> None:
 def test_desired_state_loads_and_rejects_unknown_keys(tmp_path: Path) -> None:
     desired = load_desired(DATA / "target_example.yaml")
     assert set(desired.pools) == {"train-h100", "infer-a100", "legacy-v100"}
-    with pytest.raises(DesiredStateError, match="pools.p.target.drivr"):
+    with pytest.raises(DesiredStateError, match=r"pools\.p\.target\.drivr"):
         parse_desired("version: 1\npools:\n  p:\n    target: {drivr: '580.95.05'}\n", "t.yaml")
-    with pytest.raises(DesiredStateError, match="t.yaml: not valid YAML"):
+    with pytest.raises(DesiredStateError, match=r"t\.yaml: not valid YAML"):
         parse_desired("pools: [", "t.yaml")
     missing = tmp_path / "nope.yaml"
-    with pytest.raises(DesiredStateError, match="nope.yaml"):
+    with pytest.raises(DesiredStateError, match=r"nope\.yaml"):
         load_desired(missing)
 
 
