@@ -22,6 +22,11 @@ KNOWN_VARS = {
 }
 
 
+# Model field -> the inventory variable that feeds it, so errors name what the user wrote.
+_VAR_OF_FIELD = {"gpu": "gpu_model", "nvswitch": "gpu_nvswitch", "connection.port": "ansible_port",
+                 "connection.address": "ansible_host", "pool": "gpu_pool"}
+
+
 class InventoryHost(StrictModel):
     """A host as the inventory declares it; hardware fields may be left to the facts."""
 
@@ -102,7 +107,9 @@ def _to_host(source: str, name: str, v: dict[str, Any], groups: list[str]) -> In
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "value"
-        raise InventoryError(where, f"{field}: {first['msg']}") from exc
+        cause = first.get("ctx", {}).get("error")
+        message = str(cause) if isinstance(cause, Exception) else first["msg"]
+        raise InventoryError(where, f"{_VAR_OF_FIELD.get(field, field)}: {message}") from exc
     except ValueError as exc:  # SchedulerKind, int(), unknown GPU (InputError is a ValueError too)
         raise InventoryError(where, str(exc)) from exc
 

@@ -71,6 +71,13 @@ def parse_compute_apps(text: str) -> list[GpuProcess]:
     return processes
 
 
+class _AcceptReadOnly(paramiko.MissingHostKeyPolicy):
+    """Accept an unknown host key without saving it: probes only read state; Ansible enforces host keys."""
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        return None
+
+
 class SshProbe:
     """One host's probe: each call opens (or reuses) an SSH connection and runs one short command."""
 
@@ -99,8 +106,8 @@ class SshProbe:
             self.close()
         client = paramiko.SSHClient()
         client.load_system_host_keys()
-        # Host keys are Ansible's business (known_hosts or its own settings); the probe only reads state.
-        client.set_missing_host_key_policy(paramiko.WarningPolicy())
+        # A known host with a changed key still fails (BadHostKeyException); an unknown one is read from.
+        client.set_missing_host_key_policy(_AcceptReadOnly())
         try:
             client.connect(
                 self.connection.address, port=self.connection.port, username=self.connection.user or "root",

@@ -89,13 +89,13 @@ def compat(
         False, "--cuda-compat", help="A cuda-compat forward-compatibility package is used."
     ),
     production: bool = typer.Option(False, "--production", help="Judge as a production pool."),
-    facts: Path | None = typer.Option(None, "--facts", help=_SITE_FACTS_HELP),
+    site: Path | None = typer.Option(None, "--site", help=_SITE_FACTS_HELP),
     output: OutputFormat = typer.Option(
         OutputFormat.TABLE, "--output", help="table for people, json for CI."
     ),
 ) -> None:
     """Will this stack work on this GPU? Exit 0 clean, 1 warnings only, 2 any error."""
-    k = _load(facts)
+    k = _load(site)
     model = resolve_gpu(gpu)
     stack = SoftwareStack.model_validate(
         {
@@ -161,10 +161,10 @@ def check_cmd(
     target: Path = typer.Argument(..., help="Desired-state YAML (docs/desired-state.md)."),
     inventory: Path = typer.Option(..., "-i", "--inventory", help="Ansible inventory (file, dir or script)."),
     snapshot: Path | None = typer.Option(
-        None, "--snapshot", help="Stored facts snapshot instead of asking hosts."
+        None, "--facts", "--snapshot", help="Facts snapshot (upgrade facts --output json) instead of asking hosts."
     ),
     limit: str | None = typer.Option(None, "--limit", "-l", help="Ansible host pattern to restrict to."),
-    facts: Path | None = typer.Option(None, "--facts", help=_SITE_FACTS_HELP),
+    site: Path | None = typer.Option(None, "--site", help=_SITE_FACTS_HELP),
     output: OutputFormat = typer.Option(
         OutputFormat.TABLE, "--output", help="table for people, json for CI."
     ),
@@ -174,7 +174,7 @@ def check_cmd(
     from orchestrator.fleet import build_fleet
     from orchestrator.inventory import load_inventory
 
-    k = _load(facts)
+    k = _load(site)
     desired = load_desired(target)
     hosts = load_inventory(inventory, limit=limit)
     snap = load_snapshot(snapshot) if snapshot is not None else collect_live(inventory, hosts, limit=limit)

@@ -33,7 +33,7 @@ def _width() -> int | None:
     """Terminals keep their width; pipes and CI logs get a wide one so version tables are never cut."""
     if sys.stdout.isatty():
         return None
-    return int(os.environ.get("COLUMNS", "220"))
+    return max(int(os.environ.get("COLUMNS", "0") or 0), 220)
 
 
 console = Console(highlight=False, soft_wrap=True, width=_width())
@@ -54,7 +54,8 @@ def validation_line(exc: ValidationError, where: str = "") -> str:
     """A pydantic error as one line: the first problem with its location."""
     first = exc.errors()[0]
     loc = ".".join(str(p) for p in first.get("loc", ()))
-    msg = first.get("msg", str(exc))
+    cause = first.get("ctx", {}).get("error")
+    msg = str(cause) if isinstance(cause, Exception) else first.get("msg", str(exc))
     more = len(exc.errors()) - 1
     suffix = f" (and {more} more)" if more > 0 else ""
     prefix = f"{where}: " if where else ""

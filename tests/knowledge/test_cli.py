@@ -68,10 +68,9 @@ def test_target_overlays_current_stack() -> None:
     assert str(after.driver) == "580.95.05" and str(after.cuda) == "12.8" and str(after.cudnn) == "8.9.7.29"
 
 
-@pytest.mark.skipif(not (ROOT / "inventories/example/facts.json").exists(), reason="example snapshot not present")
 def test_check_example_fleet() -> None:
     result = runner.invoke(app, ["check", "-i", str(ROOT / "inventories/example"), str(DATA / "target_example.yaml"),
-                                 "--snapshot", str(ROOT / "inventories/example/facts.json"), "--output", "json"])
+                                 "--facts", str(ROOT / "inventories/example/facts.json"), "--output", "json"])
     assert result.exit_code == 2, result.output
     data = json.loads(result.stdout)
     v100 = [h for h in data["hosts"].values() if h["pool"] == "legacy-v100"]

@@ -1,0 +1,105 @@
+"""Inventories load through Ansible's own parser (INI, YAML, scripts); bad ones fail in one line."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import InventoryError
+from orchestrator.inventory import load_inventory
+from orchestrator.models import SchedulerKind
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "inventories" / "example"
+
+
+def write(tmp_path: Path, name: str, text: str, mode: int = 0o644) -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    path.chmod(mode)
+    return path
+
+
+def test_example_inventory_maps_group_and_host_vars() -> None:
+    hosts = {h.name: h for h in load_inventory(EXAMPLE)}
+    assert "login-01" not in hosts  # gpu_managed=false
+    assert len(hosts) == 12
+    h100 = hosts["gpu-h100-06"]
+    assert (h100.pool, str(h100.gpu), h100.gpu_count, h100.nvswitch) == ("train-h100", "H100", 8, True)
+    assert h100.domains.rack == "r02" and h100.domains.switch == "leaf-02"
+    assert h100.scheduler.kind == SchedulerKind.SLURM and h100.scheduler.node_name == "h100n06"
+    assert h100.connection.address == "127.0.2.16" and h100.connection.user == "root"
+    a100 = hosts["gpu-a100-04"]
+    assert a100.cordoned_by_hand and "Xid 79" in (a100.cordon_reason or "")
+    assert hosts["gpu-v100-01"].nvswitch is False and hosts["gpu-v100-01"].gpu.architecture == "Volta"  # type: ignore[union-attr]
+
+
+def test_limit_uses_ansible_patterns() -> None:
+    names = [h.name for h in load_inventory(EXAMPLE, limit="legacy_v100:gpu-a100-01")]
+    assert names == ["gpu-a100-01", "gpu-v100-01", "gpu-v100-02"]
+    with pytest.raises(InventoryError, match="matches no host"):
+        load_inventory(EXAMPLE, limit="nosuchgroup")
+
+
+def test_yaml_inventory(tmp_path: Path) -> None:
+    path = write(tmp_path, "hosts.yml", """
+        all:
+          children:
+            pool_a:
+              vars: {gpu_pool: a, gpu_model: "NVIDIA A100-SXM4-80GB", gpu_count: 8}
+              hosts:
+                n1: {ansible_host: 127.0.0.21, ansible_port: 2201, gpu_rack: r1}
+                n2: {ansible_host: 127.0.0.22, gpu_nvswitch: true}
+        """)
+    hosts = load_inventory(path)
+    assert [h.name for h in hosts] == ["n1", "n2"]
+    assert hosts[0].connection.port == 2201 and hosts[0].gpu.name == "A100"  # type: ignore[union-attr]
+    assert hosts[1].nvswitch is True and hosts[1].groups == ("pool_a",)
+
+
+def test_dynamic_inventory_script(tmp_path: Path) -> None:
+    path = write(tmp_path, "inventory.py", """\
+        #!/usr/bin/env python3
+        import json, sys
+        data = {"gpu": {"hosts": ["d1"], "vars": {"gpu_pool": "dyn", "gpu_model": "H100"}},
+                "_meta": {"hostvars": {"d1": {"ansible_host": "127.0.0.31", "gpu_rack": "r9"}}}}
+        print(json.dumps(data if "--list" in sys.argv else {}))
+        """, mode=0o755)
+    [host] = load_inventory(path)
+    assert (host.name, host.pool, host.domains.rack, host.connection.address) == ("d1", "dyn", "r9", "127.0.0.31")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[p]\nn1 gpu_pool=p gpu_rak=r1\n", "host n1: unknown variable gpu_rak"),
+        ("[p]\nn1 gpu_model=H100\n", "host n1: no gpu_pool"),
+        ("[p]\nn1 gpu_pool=p gpu_model=VoodooFX\n", "host n1: gpu_model: GPU 'VoodooFX': unknown GPU model"),
+        ("[p]\nn1 gpu_pool=p gpu_nvswitch=perhaps\n", "host n1: 'perhaps' is not a boolean"),
+        ("[p]\nn1 gpu_pool=p gpu_scheduler=pbs\n", "host n1: 'pbs' is not a valid SchedulerKind"),
+        ("[p]\nn1 gpu_pool=p gpu_count=-1\n", "host n1: gpu_count: Input should be greater than or equal to 0"),
+        ("[p\nn1 x=\n", "hosts.ini"),
+    ],
+)
+def test_bad_inventories_fail_in_one_line_naming_file_and_host(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, "hosts.ini", text)
+    with pytest.raises(InventoryError) as err:
+        load_inventory(path)
+    message = str(err.value)
+    assert expected in message and str(path) in message and "\n" not in message
+
+
+def test_missing_and_empty_inventories(tmp_path: Path) -> None:
+    with pytest.raises(InventoryError, match="inventory not found"):
+        load_inventory(tmp_path / "nope.ini")
+    empty = write(tmp_path, "empty.ini", "[p]\nlogin gpu_managed=false\n")
+    with pytest.raises(InventoryError, match="no managed GPU hosts"):
+        load_inventory(empty)
+
+
+def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "bad.yml", "all:\n  hosts:\n    a: [\n")
+    with pytest.raises(InventoryError) as err:
+        load_inventory(path)
+    assert "YAML" in str(err.value) and "line 4" in str(err.value)
