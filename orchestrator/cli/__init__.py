@@ -14,6 +14,7 @@ from orchestrator.cli.output import run_guarded
 
 # Each command group registers itself on `app` when its module is imported.
 from orchestrator.cli import facts_cmd  # noqa: F401  isort: skip
+from orchestrator.cli import lab_cmd  # noqa: F401  isort: skip
 from orchestrator.cli import compat_cmd  # noqa: F401  isort: skip
 
 

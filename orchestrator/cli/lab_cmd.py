@@ -1,0 +1,118 @@
+"""`upgrade lab ...`: bring the simulated GPU fleet up and down, look at it, reboot hosts, inject faults."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from orchestrator.cli.app import app
+from orchestrator.cli.output import Exit, OutputFormat, console, print_json
+from orchestrator.lab import slurm
+from orchestrator.lab.faults import Fault
+from orchestrator.lab.lab import DEFAULT_INVENTORY, Lab
+
+lab_app = typer.Typer(help="The lab fleet: simulated GPU hosts reachable over SSH, with a real Slurm cluster.",
+                      no_args_is_help=True)
+app.add_typer(lab_app, name="lab")
+
+
+def _print_up(lab: Lab, elapsed: float) -> None:
+    st = lab.state()
+    assert st is not None
+    console.print(f"lab up: {len(st.hosts)} hosts in {elapsed:.1f} s "
+                  + ", ".join(f"{k} {v:.2f} s" for k, v in st.timings.items()))
+    console.print(f"inventory: {st.inventory}")
+    console.print(f"slurm: SLURM_CONF={slurm.conf_path(lab.paths)} sinfo")
+    console.print(f"ssh: {' '.join(lab.ssh_command(st.hosts[0].name))}")
+
+
+@lab_app.command("up")
+def up(
+    hosts: int = typer.Option(6, "--hosts", "-n", min=1, help="How many hosts (default 6)."),
+    inventory: Path = typer.Option(DEFAULT_INVENTORY, "--inventory", help="Where to write the inventory."),
+    no_slurm: bool = typer.Option(False, "--no-slurm", help="Skip the Slurm cluster."),
+) -> None:
+    """Start N hosts (namespaces + sshd on 127.0.0.11...), the lab repo and Slurm; write the inventory."""
+    t0 = time.monotonic()
+    lab = Lab()
+    lab.up(hosts, inventory, with_slurm=not no_slurm)
+    _print_up(lab, time.monotonic() - t0)
+
+
+@lab_app.command("down")
+def down() -> None:
+    """Stop every lab process and unmount the lab's run folder (caches stay)."""
+    took = Lab().down()
+    console.print(f"lab down in {took['down']:.1f} s")
+
+
+@lab_app.command("status")
+def status(output: OutputFormat = typer.Option(OutputFormat.TABLE, "--output")) -> None:
+    """Each host: running, SSH, boot id, Slurm state, active faults. Exit 1 when not fully up."""
+    rows = Lab().status()
+    if output == OutputFormat.JSON:
+        print_json([r.model_dump(mode="json") for r in rows])
+    elif not rows:
+        console.print("lab is down")
+    else:
+        table = Table(title="lab", title_justify="left")
+        for col in ("host", "address", "GPUs", "running", "ssh", "boot id", "slurm", "faults"):
+            table.add_column(col, no_wrap=True)
+        for r in rows:
+            table.add_row(r.name, f"{r.address}:{r.port}", r.gpu, "yes" if r.running else "NO",
+                          "yes" if r.ssh else "NO", (r.boot_id or "-")[:8], r.slurm_state or "-",
+                          ", ".join(sorted(r.faults)) or "-")
+        console.print(table)
+    healthy = bool(rows) and all(r.running and r.ssh for r in rows)
+    raise typer.Exit(int(Exit.OK if healthy else Exit.WARNINGS))
+
+
+@lab_app.command("reboot")
+def reboot(host: str) -> None:
+    """Reboot one host the way `shutdown -r` inside it would."""
+    Lab().reboot(host)
+    console.print(f"{host}: rebooting")
+
+
+@lab_app.command("fault")
+def fault(
+    host: str,
+    kind: Fault,
+    seconds: float = typer.Option(10.0, "--seconds", help="ssh-down: how long; blocking-job: job length."),
+    packages: list[str] = typer.Option(["*"], "--package", help="install-fails: package name patterns."),
+    factor: float = typer.Option(0.4, "--factor", help="gpu-slow: fraction of normal bandwidth and clocks."),
+    gpu: int = typer.Option(0, "--gpu", help="dcgm-diag-fails: which GPU fails."),
+) -> None:
+    """Inject a fault into one host."""
+    recorded = Lab().inject(host, kind, seconds=seconds, packages=tuple(packages), factor=factor, gpu=gpu)
+    console.print(f"{host}: {kind} injected ({recorded})")
+
+
+@lab_app.command("clear")
+def clear(host: str, kind: Fault | None = typer.Argument(None, help="One fault; all when left out.")) -> None:
+    """Clear one fault (or all) on a host; a host hung in reboot comes back."""
+    Lab().clear(host, kind)
+    console.print(f"{host}: {kind or 'all faults'} cleared")
+
+
+@lab_app.command("demo")
+def demo(hosts: int = typer.Option(6, "--hosts", "-n", min=1)) -> None:
+    """Bring the lab up if needed, then show its facts (`upgrade facts -i inventories/lab`)."""
+    lab = Lab()
+    if not lab.is_up():
+        t0 = time.monotonic()
+        lab.up(hosts, DEFAULT_INVENTORY)
+        _print_up(lab, time.monotonic() - t0)
+    st = lab.state()
+    assert st is not None
+    inventory = st.inventory or str(DEFAULT_INVENTORY / "hosts.yml")
+    console.print(f"\n$ upgrade facts -i {inventory}")
+    rc = subprocess.run([sys.executable, "-m", "orchestrator", "facts", "-i", inventory], check=False).returncode
+    console.print("\nNext: `upgrade lab status`, `upgrade lab fault HOST KIND`, "
+                  f"`SLURM_CONF={slurm.conf_path(lab.paths)} sinfo`, `upgrade lab down`.")
+    raise typer.Exit(rc)

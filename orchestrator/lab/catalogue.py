@@ -1,0 +1,253 @@
+"""The simulated NVIDIA packages: real names, versions and relationships, with payloads that imitate the
+real tools and files. Pure data: :mod:`orchestrator.lab.repo` turns it into .debs and an apt repository.
+
+Two driver branches cannot coexist (``Provides``/``Conflicts``/``Replaces: nvidia-driver-binary``, as
+Ubuntu's packages do); the same holds for fabric manager branches, DCGM 3 vs 4, and cuDNN 9 builds.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.lab.config import asset
+
+
+class PkgFile(BaseModel):
+    """One file of a package: text content, or a symlink target."""
+
+    model_config = ConfigDict(frozen=True)
+    path: str
+    content: str = ""
+    link: str | None = None
+    mode: int = 0o644
+
+
+class Package(BaseModel):
+    """One .deb: control fields, files and maintainer scripts (bodies after the shebang)."""
+
+    model_config = ConfigDict(frozen=True)
+    name: str
+    version: str
+    description: str
+    section: str = "multiverse/libs"
+    depends: tuple[str, ...] = ()
+    provides: tuple[str, ...] = ()
+    conflicts: tuple[str, ...] = ()
+    replaces: tuple[str, ...] = ()
+    files: tuple[PkgFile, ...] = ()
+    scripts: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}_{self.version.replace(':', '%3a')}_amd64.deb"
+
+
+# Every preinst asks the lab whether to fail (fault injection "install fails").
+FAULT_PREINST = ('if [ -x /usr/lib/gpu-lab/fault-check ]; then '
+                 '/usr/lib/gpu-lab/fault-check preinst "$DPKG_MAINTSCRIPT_PACKAGE"; fi\n')
+LIB = "/usr/lib/x86_64-linux-gnu"
+
+# branch, driver version, CUDA version of the driver, build date printed in /proc/driver/nvidia/version
+DRIVERS: tuple[tuple[str, str, str, str], ...] = (
+    ("535", "535.183.01", "12.2", "Sun May 12 19:39:15 UTC 2024"),
+    ("580", "580.82.07", "13.0", "Wed Aug 27 15:03:19 UTC 2025"),
+    ("580", "580.95.05", "13.0", "Thu Sep 25 17:24:38 UTC 2025"),
+)
+# toolkit version, nvcc version, nvcc build date, build tag, cudart version
+TOOLKITS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("12.2.2", "12.2.140", "Tue_Aug_15_22:02:13_PDT_2023", "cuda_12.2.r12.2/compiler.33191640_0", "12.2.140"),
+    ("12.8.1", "12.8.93", "Fri_Feb_21_20:23:50_PST_2025", "cuda_12.8.r12.8/compiler.35583870_0", "12.8.90"),
+    ("13.0.2", "13.0.88", "Wed_Aug_20_01:58:59_PM_PDT_2025", "cuda_13.0.r13.0/compiler.36424714_0", "13.0.96"),
+)
+NCCL = ("2.18.5-1+cuda12.2", "2.21.5-1+cuda12.4", "2.26.2-1+cuda12.8", "2.28.9-1+cuda13.0")
+CUDNN = (("libcudnn8", "8.9.7.29-1+cuda12.2"), ("libcudnn9-cuda-12", "9.5.1.17-1"),
+         ("libcudnn9-cuda-13", "9.19.0.56-1"))
+DCGM = (("datacenter-gpu-manager", "1:3.3.9", "3.3.9"), ("datacenter-gpu-manager-4-core", "1:4.2.3-1", "4.2.3"))
+CONTAINER_TOOLKIT = (("1.14.6-1", "5605d191332dcfeea802c4497360d60a65c7887e"),
+                     ("1.17.8-1", "f202b80a9b9d0db00d9b1d73c0128c8962c55f4d"))
+
+
+def _text(*parts: str) -> str:
+    return asset(*parts).read_text(encoding="utf-8")
+
+
+def _lib(name: str, version: str, soname: str, what: str) -> tuple[PkgFile, ...]:
+    real = f"{LIB}/{name}.so.{version}"
+    return (PkgFile(path=real, content=f"gpu-lab simulated {what} {version}\n"),
+            PkgFile(path=f"{LIB}/{name}.so.{soname}", link=f"{name}.so.{version}"))
+
+
+def _service(name: str, desc: str, daemon: str, extra_postinst: str = "") -> tuple[PkgFile, dict[str, str]]:
+    script = (_text("tools", "initd.tmpl").replace("@SERVICE@", name).replace("@DESC@", desc)
+              .replace("@DAEMON@", daemon))
+    scripts = {
+        "postinst": (f'if [ "$1" = configure ]; then\n  update-rc.d {name} defaults >/dev/null\n'
+                     f'  if [ -n "$2" ] && [ -e /run/gpu-lab/booted ]; then /etc/init.d/{name} restart || true; fi\n'
+                     f"fi\n{extra_postinst}"),
+        "prerm": f'if [ "$1" = remove ]; then /etc/init.d/{name} stop || true; fi\n',
+        "postrm": f'if [ "$1" = purge ] || [ "$1" = remove ]; then update-rc.d -f {name} remove >/dev/null; fi\n',
+    }
+    return PkgFile(path=f"/etc/init.d/{name}", content=script, mode=0o755), scripts
+
+
+def drivers() -> list[Package]:
+    out = []
+    smi = [PkgFile(path=f"/usr/share/nvidia/gpu-lab-smi/{n}", content=_text("tools", "smi", n))
+           for n in ("nvidia-smi.txt", "nvidia-smi-q.txt", "nvidia-smi-q.xml", "q-health.txt")]
+    for branch, version, cuda, date in DRIVERS:
+        for flavor in ("proprietary", "open"):
+            info = {"version": version, "branch": branch, "flavor": flavor, "cuda": cuda, "build_date": date}
+            files = (
+                PkgFile(path="/usr/bin/nvidia-smi", content=_text("tools", "nvidia-smi"), mode=0o755),
+                PkgFile(path="/usr/share/nvidia/gpu-lab-driver.json", content=json.dumps(info) + "\n"),
+                *smi,
+                *_lib("libnvidia-ml", version, "1", "NVML"),
+                *_lib("libcuda", version, "1", "CUDA driver"),
+                PkgFile(path=f"/usr/src/nvidia-{version}/dkms.conf",
+                        content=f'PACKAGE_NAME="nvidia"\nPACKAGE_VERSION="{version}"\n'),
+            )
+            suffix = "-open" if flavor == "open" else ""
+            out.append(Package(
+                name=f"nvidia-driver-{branch}{suffix}", version=f"{version}-0ubuntu1",
+                description=f"NVIDIA driver metapackage ({flavor} kernel module), simulated for gpu-lab",
+                provides=("nvidia-driver-binary",), conflicts=("nvidia-driver-binary",),
+                replaces=("nvidia-driver-binary",), files=files,
+                scripts={"postinst": f'echo "Building initial module for nvidia/{version}... Done."\n'},
+            ))
+    return out
+
+
+def fabric_managers() -> list[Package]:
+    out = []
+    for branch, version, _cuda, _date in DRIVERS:
+        name = f"nvidia-fabricmanager-{branch}"
+        initd, scripts = _service("nvidia-fabricmanager", "NVIDIA fabric manager",
+                                  "/usr/bin/nv-fabricmanager -c /usr/share/nvidia/nvswitch/fabricmanager.cfg")
+        info = {"name": "nv-fabricmanager", "service": "nvidia-fabricmanager", "version": version,
+                "version_text": f"Fabric Manager version is : {version}", "log": "/var/log/fabricmanager.log",
+                "match_driver": True}
+        out.append(Package(
+            name=name, version=f"{version}-1", description="Fabric Manager for NVSwitch based systems (simulated)",
+            provides=("nvidia-fabricmanager",), conflicts=("nvidia-fabricmanager",),
+            replaces=("nvidia-fabricmanager",),
+            files=(PkgFile(path="/usr/bin/nv-fabricmanager", content=_text("tools", "daemon"), mode=0o755),
+                   PkgFile(path="/usr/share/gpu-lab/nv-fabricmanager.json", content=json.dumps(info) + "\n"),
+                   PkgFile(path="/usr/share/nvidia/nvswitch/fabricmanager.cfg",
+                           content="LOG_LEVEL=4\nLOG_FILE_NAME=/var/log/fabricmanager.log\nFABRIC_MODE=0\n"),
+                   initd),
+            scripts=scripts,
+        ))
+    return out
+
+
+def toolkits() -> list[Package]:
+    out = []
+    for full, nvcc, built, tag, cudart in TOOLKITS:
+        major, minor, _ = full.split(".")
+        short, dash = f"{major}.{minor}", f"{major}-{minor}"
+        root = f"/usr/local/cuda-{short}"
+        year = built.rsplit("_", 1)[-1]
+        nvcc_text = (f"#!/bin/sh\ncat <<'EOF'\nnvcc: NVIDIA (R) Cuda compiler driver\n"
+                     f"Copyright (c) 2005-{year} NVIDIA Corporation\nBuilt on {built}\n"
+                     f"Cuda compilation tools, release {short}, V{nvcc}\nBuild {tag}\nEOF\n")
+        version_json = json.dumps({
+            "cuda": {"name": "CUDA SDK", "version": full},
+            "cuda_cudart": {"name": "CUDA Runtime (cudart)", "version": cudart},
+            "cuda_nvcc": {"name": "CUDA NVCC", "version": nvcc},
+        }, indent=3) + "\n"
+        prio = int(major) * 10 + int(minor)
+        out.append(Package(
+            name=f"cuda-toolkit-{dash}", version=f"{full}-1", description=f"CUDA Toolkit {short} (simulated)",
+            files=(PkgFile(path=f"{root}/bin/nvcc", content=nvcc_text, mode=0o755),
+                   PkgFile(path=f"{root}/version.json", content=version_json),
+                   PkgFile(path=f"{root}/targets/x86_64-linux/lib/libcudart.so.{cudart}",
+                           content=f"gpu-lab simulated cudart {cudart}\n"),
+                   PkgFile(path=f"{root}/targets/x86_64-linux/lib/libcudart.so.{major}",
+                           link=f"libcudart.so.{cudart}"),
+                   PkgFile(path=f"{root}/lib64", link="targets/x86_64-linux/lib")),
+            scripts={
+                "postinst": (f"update-alternatives --quiet --install /usr/local/cuda cuda {root} {prio}\n"
+                             f"update-alternatives --quiet --install /usr/local/cuda-{major} cuda-{major} "
+                             f"{root} {prio}\n"),
+                "prerm": (f'if [ "$1" = remove ]; then update-alternatives --quiet --remove cuda {root}; '
+                          f"update-alternatives --quiet --remove cuda-{major} {root}; fi\n"),
+            },
+        ))
+    return out
+
+
+def cudnn() -> list[Package]:
+    out = []
+    for name, version in CUDNN:
+        full = version.split("-")[0]
+        major, minor, patch = full.split(".")[:3]
+        header = (f"/* cudnn_version.h (gpu-lab simulated) */\n#ifndef CUDNN_VERSION_H_\n#define CUDNN_VERSION_H_\n\n"
+                  f"#define CUDNN_MAJOR {major}\n#define CUDNN_MINOR {minor}\n#define CUDNN_PATCHLEVEL {patch}\n\n"
+                  "#define CUDNN_VERSION (CUDNN_MAJOR * 10000 + CUDNN_MINOR * 100 + CUDNN_PATCHLEVEL)\n\n#endif\n")
+        hdr = f"/usr/include/x86_64-linux-gnu/cudnn_version_v{major}.h"
+        others = tuple(n for n, _ in CUDNN if n != name and n.startswith("libcudnn9")) if major == "9" else ()
+        out.append(Package(
+            name=name, version=version, description=f"cuDNN runtime libraries {full} (simulated)",
+            conflicts=others, replaces=others,
+            files=(*_lib("libcudnn", f"{major}.{minor}.{patch}", major, "cuDNN"),
+                   PkgFile(path=hdr, content=header)),
+            scripts={
+                "postinst": (f"update-alternatives --quiet --install /usr/include/cudnn_version.h "
+                             f"cudnn_version_h {hdr} {int(major) * 100 + int(minor)}\n"),
+                "prerm": (f'if [ "$1" = remove ]; then update-alternatives --quiet --remove cudnn_version_h '
+                          f"{hdr}; fi\n"),
+            },
+        ))
+    return out
+
+
+def nccl() -> list[Package]:
+    return [Package(name="libnccl2", version=v, description="NVIDIA Collective Communication Library (simulated)",
+                    files=_lib("libnccl", v.split("-")[0], "2", "NCCL")) for v in NCCL]
+
+
+def dcgm() -> list[Package]:
+    out = []
+    for name, version, short in DCGM:
+        others = tuple(n for n, _, _ in DCGM if n != name)
+        initd, scripts = _service("nvidia-dcgm", "NVIDIA DCGM host engine", "/usr/bin/nv-hostengine")
+        info = {"name": "nv-hostengine", "service": "nvidia-dcgm", "version": short,
+                "version_text": f"Version : {short}\nBuild ID : 0\nBuild Type : Release",
+                "log": "/var/log/nv-hostengine.log", "match_driver": False}
+        out.append(Package(
+            name=name, version=version, description="NVIDIA Data Center GPU Manager (simulated)",
+            conflicts=others, replaces=others,
+            files=(PkgFile(path="/usr/bin/dcgmi", content=_text("tools", "dcgmi"), mode=0o755),
+                   PkgFile(path="/usr/bin/nv-hostengine", content=_text("tools", "daemon"), mode=0o755),
+                   PkgFile(path="/usr/share/gpu-lab/nv-hostengine.json", content=json.dumps(info) + "\n"),
+                   PkgFile(path="/usr/share/dcgm/gpu-lab-dcgm.json", content=json.dumps({"version": short}) + "\n"),
+                   initd),
+            scripts=scripts,
+        ))
+    return out
+
+
+def container_toolkits() -> list[Package]:
+    out = []
+    for version, commit in CONTAINER_TOOLKIT:
+        short = version.split("-")[0]
+        ctk = (f"#!/bin/sh\ncase \"$1\" in --version|-v|version) "
+               f"printf 'NVIDIA Container Toolkit CLI version {short}\\ncommit: {commit}\\n';; "
+               f"*) echo 'nvidia-ctk (gpu-lab simulated): only --version' >&2; exit 1;; esac\n")
+        out.append(Package(
+            name="nvidia-container-toolkit", version=version, section="utils",
+            description="NVIDIA Container toolkit (simulated)",
+            files=(PkgFile(path="/usr/bin/nvidia-ctk", content=ctk, mode=0o755),
+                   PkgFile(path="/usr/bin/nvidia-container-runtime",
+                           content="#!/bin/sh\necho 'simulated runtime' >&2\nexit 1\n", mode=0o755)),
+        ))
+    return out
+
+
+@cache
+def catalogue() -> tuple[Package, ...]:
+    """Every simulated package, in a stable order."""
+    return tuple(drivers() + fabric_managers() + toolkits() + cudnn() + nccl() + dcgm() + container_toolkits())
