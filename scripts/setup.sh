@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install everything the tool, the lab fleet and the tests need on a fresh Debian/Ubuntu machine (root).
+# Used by the README and by .ci/run; safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq
+    # sshd: lab hosts and SSH tests; debootstrap + dpkg-dev: lab rootfs and its apt repository;
+    # slurm + munge: the lab's real Slurm cluster.
+    apt-get install -y -qq --no-install-recommends \
+        openssh-server openssh-client debootstrap dpkg-dev fakeroot \
+        slurmctld slurmd slurm-client munge >/dev/null
+fi
+python3 -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+python3 -m pip install -q -e '.[dev]'
