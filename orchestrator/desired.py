@@ -24,6 +24,7 @@ from pydantic import Field, ValidationError
 from orchestrator.errors import InputError
 from orchestrator.knowledge.findings import Workload
 from orchestrator.models import KernelModuleFlavor, SoftwareStack, StrictModel
+from orchestrator.policy import PoolPolicy, PoolRules, RolloutPolicy
 from orchestrator.versions import ComponentVersion, CudaVersion, CudnnVersion, DriverVersion, NcclVersion
 
 
@@ -58,13 +59,21 @@ class PoolTarget(StrictModel):
         default=False, description="hosts carry a cuda-compat forward-compatibility package"
     )
     workloads: tuple[Workload, ...] = ()
+    policy: PoolPolicy | None = Field(default=None, description="overrides of the top-level rollout policy")
 
 
 class DesiredState(StrictModel):
-    """The whole document; top level grows by new sections (the planner adds ``policy``)."""
+    """The whole document; ``policy`` (optional) tells the planner how to roll the targets out."""
 
     version: Literal[1] = 1
     pools: dict[str, PoolTarget] = Field(min_length=1)
+    policy: RolloutPolicy | None = Field(default=None, description="rollout policy for the planner")
+
+    def rules_for(self, pool: str, policy: RolloutPolicy | None = None) -> PoolRules:
+        """A pool's effective rollout rules: ``policy`` (else this document's, else defaults) plus its override."""
+        base = policy or self.policy or RolloutPolicy()
+        entry = self.pools.get(pool)
+        return base.resolved(entry.policy if entry else None)
 
 
 def parse_desired(text: str, where: str = "<desired state>") -> DesiredState:

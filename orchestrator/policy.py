@@ -1,0 +1,254 @@
+"""The rollout policy: how fast, how wide and when an upgrade may move (the ``policy`` of a desired state).
+
+Strict like every input model. A top-level ``policy`` sets the defaults; a pool's own ``policy`` overrides
+the per-pool fields. Sizes are a count (``2``) or a percent (``"10%"``); durations are seconds (``900``) or
+text (``"15m"``, ``"1h30m"``). Format and defaults: docs/desired-state.md.
+
+Example::
+
+    policy:
+      canary: 1
+      waves: [1, "10%", "50%", "100%"]
+      max_unavailable: "25%"
+      max_per_domain: {rack: 2}
+      windows: [{days: [sat, sun], start: "22:00", end: "06:00", timezone: Europe/Berlin}]
+      soak: 30m
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import time
+from enum import StrEnum
+from typing import Annotated, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+
+from orchestrator.models import StrictModel
+
+_PERCENT = re.compile(r"^(\d+(?:\.\d+)?)%$")
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _check_size(value: int | str) -> int | str:
+    if isinstance(value, bool):
+        raise ValueError("expected a count (2) or a percent ('10%')")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("a count cannot be negative")
+        return value
+    text = value.strip()
+    if text.isdigit():
+        return int(text)
+    m = _PERCENT.match(text)
+    if not m or float(m.group(1)) > 100:
+        raise ValueError(f"{value!r} is not a count (2) or a percent up to 100 ('10%')")
+    return text
+
+
+def _parse_duration(value: object) -> int:
+    if isinstance(value, bool):
+        raise ValueError("expected seconds (900) or a duration ('15m', '1h30m')")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return value
+    if isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        if text.isdigit():
+            return int(text)
+        m = _DURATION.match(text)
+        if text and m:
+            d, h, mins, s = (int(g or 0) for g in m.groups())
+            return ((d * 24 + h) * 60 + mins) * 60 + s
+    raise ValueError(f"{value!r} is not a duration (seconds, or text such as '15m', '1h30m', '2d')")
+
+
+# A count of hosts or a percent of some total ("10%"); resolved by `resolve_size`.
+Size = Annotated[int | str, AfterValidator(_check_size)]
+# Seconds; YAML may say 900 or "15m".
+Duration = Annotated[int, BeforeValidator(_parse_duration)]
+
+
+def resolve_size(size: int | str, total: int, *, at_least_one: bool = True) -> int:
+    """A size against a total: counts stay, percents round up (Ansible's ``serial``), at least one host."""
+    n = size if isinstance(size, int) else math.ceil(float(size.rstrip("%")) * total / 100 - 1e-9)
+    return max(n, 1 if at_least_one and total > 0 else 0)
+
+
+def resolve_limit(size: int | str, total: int) -> int:
+    """A limit against a total: percents round down (Kubernetes' ``maxUnavailable``), but never below one."""
+    n = size if isinstance(size, int) else math.floor(float(size.rstrip("%")) * total / 100 + 1e-9)
+    return max(n, 1)
+
+
+class Gate(StrEnum):
+    """Validation run on a host after its upgrade (estimates in :class:`Estimates`)."""
+
+    DCGM_R1 = "dcgm-r1"
+    DCGM_R2 = "dcgm-r2"
+    DCGM_R3 = "dcgm-r3"
+    NCCL_TESTS = "nccl-tests"
+
+
+class Mixing(StrEnum):
+    """May a pool's hosts run different versions of a component while the rollout is under way."""
+
+    ALLOW = "allow"
+    FORBID = "forbid"
+
+
+class DrainPolicy(StrictModel):
+    """Wait for running jobs up to ``timeout``, then evict them or give up on the host (it is left as it was)."""
+
+    timeout: Duration = 3600
+    on_timeout: Literal["evict", "give-up"] = "give-up"
+
+
+class FailureBudget(StrictModel):
+    """How many hosts may fail before the rollout halts: per wave (count or percent of it) and in total."""
+
+    per_wave: Size = 0
+    total: Size = 0
+
+
+def _check_tz(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r}") from exc
+    return name
+
+
+class MaintenanceWindow(StrictModel):
+    """A recurring window (local time; ``end`` before ``start`` runs past midnight) in which waves may run."""
+
+    days: tuple[Day, ...] = Field(default=DAYS, min_length=1)
+    start: time
+    end: time
+    timezone: Annotated[str, AfterValidator(_check_tz)] = "UTC"
+
+    def label(self) -> str:
+        days = ",".join(self.days) if tuple(self.days) != DAYS else "daily"
+        return f"{days} {self.start:%H:%M}-{self.end:%H:%M} {self.timezone}"
+
+
+class Estimates(StrictModel):
+    """Seconds each step kind takes, for wave durations and window fitting; override per site."""
+
+    precheck: Duration = 60
+    cordon: Duration = 30
+    drain: Duration = 600
+    driver: Duration = 300
+    kernel_module: Duration = 60
+    fabric_manager: Duration = 120
+    cuda: Duration = 300
+    cudnn: Duration = 120
+    nccl: Duration = 60
+    container_toolkit: Duration = 60
+    dcgm: Duration = 60
+    reboot: Duration = 300
+    verify: Duration = 60
+    uncordon: Duration = 30
+    gates: dict[Gate, Duration] = Field(
+        default_factory=lambda: {Gate.DCGM_R1: 60, Gate.DCGM_R2: 150, Gate.DCGM_R3: 900, Gate.NCCL_TESTS: 300}
+    )
+
+    def gate(self, gate: Gate) -> int:
+        return self.gates.get(gate, Estimates().gates[gate])
+
+
+DomainKind = Literal["rack", "switch", "nvlink_domain"]
+
+
+class PoolPolicy(StrictModel):
+    """The fields a pool may set for itself; ``None`` takes the top-level policy's value."""
+
+    canary: Size | None = None
+    max_unavailable: Size | None = None
+    max_per_domain: int | dict[DomainKind, int] | None = None
+    drain: DrainPolicy | None = None
+    gates: tuple[Gate, ...] | None = None
+    mixed_versions: dict[str, Mixing | Duration] | None = None
+    include_cordoned: bool | None = None
+
+
+class RolloutPolicy(StrictModel):
+    """The whole policy; ``resolved(pool_override)`` gives one pool's effective rules."""
+
+    canary: Size = Field(default=1, description="hosts per (pool, GPU model) in the canary wave")
+    waves: tuple[Size, ...] | None = Field(
+        default=None, description="later wave sizes of the hosts left after the canary; the last repeats"
+    )
+    growth: float | None = Field(default=None, gt=1, description="instead of waves: each wave this many times the last")
+    max_unavailable: Size = "25%"
+    max_per_domain: int | dict[DomainKind, int] | None = None
+    windows: tuple[MaintenanceWindow, ...] = ()
+    soak: Duration = 1800
+    failure_budget: FailureBudget = FailureBudget()
+    drain: DrainPolicy = DrainPolicy()
+    include_cordoned: bool = False
+    gates: tuple[Gate, ...] = (Gate.DCGM_R1,)
+    mixed_versions: dict[str, Mixing | Duration] = Field(
+        default_factory=dict, description="component -> allow | forbid | longest time the pool may be mixed"
+    )
+    estimates: Estimates = Estimates()
+
+    @model_validator(mode="after")
+    def _waves_or_growth(self) -> Self:
+        if self.waves is not None and self.growth is not None:
+            raise ValueError("give `waves` or `growth`, not both")
+        if self.waves is not None and not self.waves:
+            raise ValueError("`waves` needs at least one size")
+        _check_components(self.mixed_versions)
+        return self
+
+    def wave_sizes(self) -> tuple[int | str, ...]:
+        return self.waves if self.waves is not None else ("25%", "50%", "100%")
+
+    def resolved(self, override: PoolPolicy | None) -> PoolRules:
+        """One pool's rules: the override's fields where set, this policy's otherwise."""
+        o = override or PoolPolicy()
+        _check_components(o.mixed_versions or {})
+        per_domain = self.max_per_domain if o.max_per_domain is None else o.max_per_domain
+        if isinstance(per_domain, int):
+            domain_limits: dict[str, int] = {k: per_domain for k in ("rack", "switch", "nvlink_domain")}
+        else:
+            domain_limits = {str(k): v for k, v in (per_domain or {}).items()}
+        return PoolRules(
+            canary=self.canary if o.canary is None else o.canary,
+            max_unavailable=self.max_unavailable if o.max_unavailable is None else o.max_unavailable,
+            max_per_domain=domain_limits,
+            drain=o.drain or self.drain,
+            gates=self.gates if o.gates is None else o.gates,
+            mixed_versions={**self.mixed_versions, **(o.mixed_versions or {})},
+            include_cordoned=self.include_cordoned if o.include_cordoned is None else o.include_cordoned,
+        )
+
+
+class PoolRules(StrictModel):
+    """Effective per-pool rules after merging the pool's override into the top-level policy."""
+
+    canary: Size
+    max_unavailable: Size
+    max_per_domain: dict[str, int]
+    drain: DrainPolicy
+    gates: tuple[Gate, ...]
+    mixed_versions: dict[str, Mixing | Duration]
+    include_cordoned: bool
+
+    def mixing(self, component: str) -> Mixing | int:
+        return self.mixed_versions.get(component, Mixing.ALLOW)
+
+
+MIXABLE = ("driver", "kernel_module", "cuda", "cudnn", "nccl", "fabric_manager", "container_toolkit", "dcgm")
+
+
+def _check_components(mixed: dict[str, Mixing | int]) -> None:
+    bad = sorted(set(mixed) - set(MIXABLE))
+    if bad:
+        raise ValueError(f"mixed_versions: unknown component {bad[0]} (known: {', '.join(MIXABLE)})")
