@@ -36,7 +36,12 @@ class Proc(BaseModel):
         return cls(pid=pid, start=start_time(pid) or 0)
 
     def alive(self) -> bool:
-        return start_time(self.pid) == self.start
+        """Running (a zombie counts as gone) and not a reused PID."""
+        try:
+            state = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        return state not in ("Z", "X") and start_time(self.pid) == self.start
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.alive():

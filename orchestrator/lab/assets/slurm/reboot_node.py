@@ -13,9 +13,19 @@ import sys
 import time
 
 
+def parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as fh:
+        return int(fh.read().rsplit(")", 1)[1].split()[1])
+
+
 def main(run: str, slurmd_pid: int) -> int:
-    with open(f"/proc/{slurmd_pid}/cmdline", "rb") as fh:
-        args = fh.read().decode().split("\0")
+    # slurmd runs us through system(): walk up to the slurmd that has our node's -N.
+    while True:
+        with open(f"/proc/{slurmd_pid}/cmdline", "rb") as fh:
+            args = fh.read().decode().split("\0")
+        if "-N" in args or slurmd_pid <= 1:
+            break
+        slurmd_pid = parent(slurmd_pid)
     node = args[args.index("-N") + 1]
     conf = args[args.index("-f") + 1]
     with open(f"{run}/lab.json") as fh:

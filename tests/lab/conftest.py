@@ -1,0 +1,67 @@
+"""The session-scoped lab fixture: brings the lab up once (building the rootfs on first use, cached on
+disk), hands tests a :class:`LabHandle`, and tears it down at the end, stopping only what it started."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.lab import slurm
+from orchestrator.lab.lab import Lab, LabState
+
+
+def _why_not() -> str | None:
+    if not sys.platform.startswith("linux"):
+        return "the lab needs Linux"
+    if os.geteuid() != 0:
+        return "the lab needs root (namespaces, mounts, sshd on loopback)"
+    missing = [b for b in ("unshare", "nsenter", "debootstrap", "dpkg-deb", "ssh", "ansible") if not shutil.which(b)]
+    if missing:
+        return f"missing tools: {', '.join(missing)} (run .ci/run, which installs them)"
+    if Lab().is_up():
+        return "a lab is already up (run `upgrade lab down` before the lab tests)"
+    return None
+
+
+class LabHandle:
+    """What a test needs: the lab, its state, SSH and Ansible against its hosts."""
+
+    def __init__(self, lab: Lab, state: LabState, inventory: Path) -> None:
+        self.lab = lab
+        self.state = state
+        self.inventory = inventory
+
+    def ssh(self, host: str, command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*self.lab.ssh_command(host), command], capture_output=True, text=True,
+                              timeout=timeout, check=False)
+
+    def ansible(self, host: str, module: str, args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "ANSIBLE_HOST_KEY_CHECKING": "True", "ANSIBLE_STDOUT_CALLBACK": "default"}
+        return subprocess.run(["ansible", "-i", str(self.inventory), host, "-m", module, "-a", args],
+                              capture_output=True, text=True, timeout=timeout, check=False, env=env)
+
+    def slurm(self, *args: str) -> str:
+        return slurm.run(self.lab.paths, *args)
+
+    def boot_id(self, host: str) -> str:
+        return (self.lab.read_file(host, "/proc/sys/kernel/random/boot_id") or "").strip()
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
+    reason = _why_not()
+    if reason:
+        pytest.skip(reason)
+    the_lab = Lab()
+    inventory_dir = tmp_path_factory.mktemp("lab-inventory")
+    state = the_lab.up(6, inventory_dir)
+    try:
+        yield LabHandle(the_lab, state, Path(state.inventory))
+    finally:
+        the_lab.down()
