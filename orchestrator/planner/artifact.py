@@ -1,0 +1,103 @@
+"""The plan file: canonical JSON, its own sha256, fingerprints of the inputs, and a loader that refuses edits.
+
+``plan_json`` writes exactly what the hash covers (every key but ``plan_hash``, sorted, compact separators for
+hashing), so a re-loaded plan verifies byte for byte. Fingerprints hash parsed inputs, not file bytes: the
+inventory as Ansible lists it (the InventoryHost list), the facts snapshot, the desired-state document.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from orchestrator.desired import DesiredState
+from orchestrator.facts.records import FactsSnapshot
+from orchestrator.inventory import InventoryHost
+from orchestrator.planner.errors import PlanFileError
+from orchestrator.planner.model import Fingerprints, Plan
+
+
+def canonical(data: Any) -> bytes:
+    """The bytes that are hashed: sorted keys, no whitespace, UTF-8."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def sha256(data: Any) -> str:
+    return hashlib.sha256(canonical(data)).hexdigest()
+
+
+def _dump(model: BaseModel) -> Any:
+    return model.model_dump(mode="json")
+
+
+def fingerprint_inventory(hosts: Sequence[InventoryHost]) -> str:
+    return sha256(sorted((_dump(h) for h in hosts), key=lambda d: str(d["name"])))
+
+
+def fingerprint_snapshot(snapshot: FactsSnapshot) -> str:
+    return sha256(_dump(snapshot))
+
+
+def fingerprint_desired(desired: DesiredState) -> str:
+    return sha256(_dump(desired))
+
+
+def fingerprints(
+    inventory: Sequence[InventoryHost], snapshot: FactsSnapshot, desired: DesiredState, knowledge_version: str
+) -> Fingerprints:
+    """The four fingerprints ``upgrade apply`` compares with today's inputs."""
+    return Fingerprints(
+        inventory=fingerprint_inventory(inventory),
+        facts=fingerprint_snapshot(snapshot),
+        desired=fingerprint_desired(desired),
+        knowledge=knowledge_version,
+    )
+
+
+def _unhashed(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k != "plan_hash"}
+
+
+def seal(plan: Plan) -> Plan:
+    """The plan with ``plan_hash`` set to the sha256 of its canonical JSON without that field."""
+    return plan.model_copy(update={"plan_hash": sha256(_unhashed(_dump(plan)))})
+
+
+def plan_json(plan: Plan) -> str:
+    """The file's text: indented for people and diffs, keys sorted, newline at the end."""
+    return json.dumps(_dump(plan), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def parse_plan(text: str, where: str) -> Plan:
+    """Parse and verify a plan's text; a hash mismatch means the plan was edited and is refused."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PlanFileError(where, f"not JSON (line {exc.lineno}: {exc.msg})") from exc
+    if not isinstance(data, dict) or "plan_hash" not in data:
+        raise PlanFileError(where, "not a plan (no plan_hash)")
+    actual = sha256(_unhashed(data))
+    if data["plan_hash"] != actual:
+        raise PlanFileError(where, f"plan hash mismatch: the file says {str(data['plan_hash'])[:12]}, its content "
+                                   f"hashes to {actual[:12]}; it was edited after it was made, plan again")
+    try:
+        return Plan.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first.get("loc", ()))
+        raise PlanFileError(where, f"not a valid plan: {loc}: {first.get('msg')}") from exc
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read a plan written by ``upgrade plan``; refuses a missing, malformed or tampered file in one line."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PlanFileError(str(p), f"cannot read plan ({exc.strerror or exc})") from exc
+    return parse_plan(text, str(p))

@@ -1,0 +1,290 @@
+"""``build_plan``: fleet + desired state + policy + knowledge + now -> a reviewed, hashed, deterministic Plan.
+
+Pure: no IO, no clock, no SSH. Hosts whose facts are missing come in as ``unknown`` (they count as out of
+service); fingerprints of the inputs come in ready-made (see ``artifact.fingerprints``).
+
+Example::
+
+    plan = build_plan(fleet, desired, None, load_knowledge(), datetime(2026, 12, 1, tzinfo=UTC),
+                      unknown=[UnknownHost("gpu-v100-02", "legacy-v100", "unreachable")])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from orchestrator.desired import DesiredState
+from orchestrator.knowledge import CheckContext, Hardware, Knowledge, Severity, Violation, check, check_transition
+from orchestrator.models import Fleet, Host
+from orchestrator.planner.artifact import seal
+from orchestrator.planner.errors import PlanError
+from orchestrator.planner.mixing import PoolHost, WaveTime, mixed_intervals, pool_notes
+from orchestrator.planner.model import (
+    Excluded,
+    Finding,
+    Fingerprints,
+    HostPlan,
+    MixedInterval,
+    Plan,
+    PoolPlan,
+    Step,
+    Wave,
+)
+from orchestrator.planner.order import MANAGED, OrderFinder, changed
+from orchestrator.planner.schedule import aware, earliest_fit, iso
+from orchestrator.planner.steps import critical_path_s, ordered_steps, step_graph
+from orchestrator.planner.waves import Mover, PoolLimits, build_waves, pool_limits
+from orchestrator.policy import Mixing, PoolRules, RolloutPolicy
+
+UNKNOWN_FINGERPRINT = "not-given"
+
+
+@dataclass(frozen=True)
+class UnknownHost:
+    """An inventory host without facts (unreachable, not in the snapshot): left alone, counted as down."""
+
+    name: str
+    pool: str
+    reason: str
+    gpu: str = "unknown"
+    gpu_count: int = 0
+
+
+@dataclass
+class _Prepared:
+    """Per-host results before waves: host plans by name, movers, exclusions, invalid targets."""
+
+    hosts: dict[str, HostPlan]
+    movers: list[Mover]
+    excluded: list[Excluded]
+    invalid: list[str]
+    out_of_service: dict[str, list[str]]
+    warnings: list[str]
+
+
+def _context(desired: DesiredState, pool: str, now: datetime) -> CheckContext:
+    entry = desired.pools[pool]
+    return CheckContext(now=now.date(), pool=pool, production=entry.production, workloads=entry.workloads,
+                        cuda_compat=entry.cuda_compat)
+
+
+def _finding(v: Violation) -> Finding:
+    subject = f" [{v.subject}]" if v.subject else ""
+    return Finding(rule=v.rule, severity=v.severity.value, message=v.message + subject)
+
+
+def _prepare(
+    fleet: Fleet, desired: DesiredState, rules: dict[str, PoolRules], policy: RolloutPolicy,
+    knowledge: Knowledge, now: datetime, unknown: list[UnknownHost], exclude_invalid: bool,
+) -> _Prepared:
+    p = _Prepared({}, [], [], [], {}, [])
+    finders: dict[str, OrderFinder] = {}
+    step_cache: dict[tuple[object, ...], tuple[tuple[Step, ...], int]] = {}
+    for host in sorted(fleet.hosts, key=lambda h: h.name):
+        base = {"name": host.name, "pool": host.pool, "gpu": host.gpu.name, "gpu_count": host.gpu_count,
+                "domains": dict(host.domains.items()), "current": host.stack}
+        if host.pool not in desired.pools:
+            p.excluded.append(Excluded(host=host.name, pool=host.pool, kind="no-target",
+                                       reason=f"pool {host.pool} has no target in the desired state"))
+            p.hosts[host.name] = HostPlan(**base, action="excluded")
+            continue
+        r = rules[host.pool]
+        if host.cordoned_by_hand and not r.include_cordoned:
+            p.excluded.append(Excluded(host=host.name, pool=host.pool, kind="cordoned",
+                                       reason=f"cordoned by hand: {host.cordon_reason or 'no reason given'}"))
+            p.out_of_service.setdefault(host.pool, []).append(host.name)
+            p.hosts[host.name] = HostPlan(**base, action="excluded")
+            continue
+        target = desired.pools[host.pool].target.applied_to(host.stack)
+        if not changed(host.stack, target):
+            p.hosts[host.name] = HostPlan(**base, action="noop", target=target)
+            continue
+        ctx = _context(desired, host.pool, now)
+        hw = Hardware.of(host)
+        found = check(knowledge, hw, target, ctx)
+        errors = [v for v in found if v.severity is Severity.ERROR]
+        if errors:
+            lines = [f"{host.name} ({host.pool}): target {v.rule}: {v.message}" for v in errors]
+            if not exclude_invalid:
+                p.invalid.extend(lines)
+                continue
+            p.excluded.append(Excluded(host=host.name, pool=host.pool, kind="invalid-target",
+                                       reason="; ".join(f"{v.rule}: {v.message}" for v in errors)))
+            p.hosts[host.name] = HostPlan(**base, action="excluded", target=target,
+                                          findings=tuple(_finding(v) for v in errors))
+            continue
+        finder = finders.setdefault(host.pool, OrderFinder(knowledge, replace(ctx, workloads=())))
+        key = (hw, host.stack, target, r.gates)
+        if key not in step_cache:
+            order = finder.order(hw, host.stack, target)
+            steps = ordered_steps(step_graph(host.stack, target, order, r.gates, policy.estimates))
+            step_cache[key] = (steps, critical_path_s(steps))
+        steps, estimate = step_cache[key]
+        order = finder.order(hw, host.stack, target)
+        warnings = [v for v in found if v.severity is Severity.WARNING]
+        transition = [v for v in check_transition(knowledge, hw, host.stack, target, ctx)
+                      if v.rule in ("driver-downgrade", "kernel-module-flavor-change")]
+        findings = tuple(sorted({_finding(v) for v in [*warnings, *transition]},
+                                key=lambda f: (f.severity, f.rule, f.message)))
+        p.hosts[host.name] = HostPlan(**base, action="upgrade", target=target, order=order, steps=steps,
+                                      estimate_s=estimate, findings=findings)
+        p.movers.append(Mover(host.name, host.pool, host.gpu.name, host.gpu_count, tuple(host.domains.items())))
+    for u in sorted(unknown, key=lambda u: u.name):
+        p.excluded.append(Excluded(host=u.name, pool=u.pool, kind="unknown", reason=u.reason))
+        p.out_of_service.setdefault(u.pool, []).append(u.name)
+    return p
+
+
+def _schedule(
+    groups: list[list[Mover]], hosts: dict[str, HostPlan], policy: RolloutPolicy, start: datetime
+) -> tuple[list[WaveTime], list[int], list[str | None], list[str]]:
+    """Start/end per wave from ``start`` through windows and soak; reasons for waves that fit no window."""
+    times: list[WaveTime] = []
+    durations: list[int] = []
+    labels: list[str | None] = []
+    reasons: list[str] = []
+    t = start
+    for i, group in enumerate(groups):
+        name = _wave_name(i)
+        duration = max(hosts[m.name].estimate_s for m in group)
+        fit = earliest_fit(t, duration, policy.windows)
+        if fit is None:
+            reasons.append(f"wave {name}: estimated {duration}s fits no maintenance window in the next weeks "
+                           f"(shorten waves or widen windows)")
+            fit = (t, None)
+        begin, label = fit
+        end = begin + timedelta(seconds=duration)
+        times.append(WaveTime(name, begin, end))
+        durations.append(duration)
+        labels.append(label)
+        t = end + timedelta(seconds=policy.soak)
+    return times, durations, labels, reasons
+
+
+def _wave_name(i: int) -> str:
+    return "canary" if i == 0 else f"wave-{i}"
+
+
+def build_plan(
+    fleet: Fleet,
+    desired: DesiredState,
+    policy: RolloutPolicy | None,
+    knowledge: Knowledge,
+    now: datetime,
+    *,
+    unknown: list[UnknownHost] | None = None,
+    inputs: Fingerprints | None = None,
+    desired_name: str = "desired",
+    exclude_invalid: bool = False,
+) -> Plan:
+    """The plan, or PlanError listing every reason it cannot be made. Same inputs, byte-identical plan."""
+    now = aware(now)
+    pol = policy or desired.policy or RolloutPolicy()
+    unknown = list(unknown or [])
+    pools = sorted({h.pool for h in fleet.hosts} | {u.pool for u in unknown})
+    rules = {p: desired.rules_for(p, pol) for p in pools}
+    prep = _prepare(fleet, desired, rules, pol, knowledge, now, unknown, exclude_invalid)
+    if prep.invalid:
+        raise PlanError(prep.invalid)
+    members: dict[str, list[Host]] = fleet.pools
+    size = {p: len(members.get(p, [])) + sum(1 for u in unknown if u.pool == p) for p in pools}
+    limits: dict[str, PoolLimits] = {p: pool_limits(rules[p], size[p], len(prep.out_of_service.get(p, [])))
+                                     for p in pools}
+    atomic = {p for p in pools if _forbids_mixing(p, rules[p], prep)}
+    while True:
+        groups, reasons = build_waves(prep.movers, rules, limits, pol, atomic)
+        if reasons:
+            raise PlanError(reasons)
+        times, durations, labels, reasons = _schedule(groups, prep.hosts, pol, now)
+        if reasons:
+            raise PlanError(reasons)
+        wave_of = {m.name: i + 1 for i, g in enumerate(groups) for m in g}
+        mixed: dict[str, list[MixedInterval]] = {}
+        bad: dict[str, list[str]] = {}
+        for p in pools:
+            pool_hosts = [PoolHost(h.name, h.current, h.target or h.current,
+                                   wave_of.get(h.name)) for h in prep.hosts.values() if h.pool == p]
+            mixed[p], bad[p] = mixed_intervals(pool_hosts, times, rules[p])
+        newly = {p for p, v in bad.items() if v and p not in atomic}
+        if not newly:
+            break
+        atomic |= newly
+    failures = [f"pool {p}: {line}" for p in pools for line in bad[p]]
+    if failures:
+        raise PlanError(failures)
+    return _assemble(pol, knowledge, now, prep, groups, times, durations, labels, rules, limits,
+                     atomic, mixed, pools, inputs, desired_name)
+
+
+def _forbids_mixing(pool: str, rules: PoolRules, prep: _Prepared) -> bool:
+    """A pool moves in one wave when it forbids mixing a component that its hosts change."""
+    forbidden = {c for c in MANAGED if rules.mixing(c) is Mixing.FORBID}
+    moving = {c for h in prep.hosts.values() if h.pool == pool and h.action == "upgrade"
+              for c in changed(h.current, h.target or h.current)}
+    return bool(forbidden & moving)
+
+
+def _assemble(
+    pol: RolloutPolicy, knowledge: Knowledge, now: datetime,
+    prep: _Prepared, groups: list[list[Mover]], times: list[WaveTime], durations: list[int],
+    labels: list[str | None], rules: dict[str, PoolRules], limits: dict[str, PoolLimits], atomic: set[str],
+    mixed: dict[str, list[MixedInterval]], pools: list[str], inputs: Fingerprints | None, desired_name: str,
+) -> Plan:
+    hosts = dict(prep.hosts)
+    waves = []
+    for i, group in enumerate(groups):
+        name = _wave_name(i)
+        for m in group:
+            hosts[m.name] = hosts[m.name].model_copy(update={"wave": name})
+        per_pool: dict[str, int] = {}
+        gpus_pool: dict[str, int] = {}
+        for m in group:
+            per_pool[m.pool] = per_pool.get(m.pool, 0) + 1
+            gpus_pool[m.pool] = gpus_pool.get(m.pool, 0) + m.gpu_count
+        budget = pol.failure_budget.per_wave
+        waves.append(Wave(
+            index=i, name=name, hosts=tuple(m.name for m in group), hosts_by_pool=dict(sorted(per_pool.items())),
+            gpus_out=sum(gpus_pool.values()), gpus_out_by_pool=dict(sorted(gpus_pool.items())),
+            estimate_s=durations[i], soak_s=pol.soak, earliest_start=iso(times[i].start), end=iso(times[i].end),
+            window=labels[i], failure_budget=_budget(budget, len(group)),
+        ))
+    warnings = list(prep.warnings)
+    pool_plans = []
+    for p in pools:
+        members = [h for h in hosts.values() if h.pool == p]
+        excluded = [e for e in prep.excluded if e.pool == p]
+        warnings.extend(pool_notes(p, mixed[p]))
+        if p in atomic and any(h.action == "upgrade" for h in members):
+            warnings.append(f"pool {p}: moves in one wave without a canary (mixed versions not allowed)")
+        pool_plans.append(PoolPlan(
+            name=p, hosts=limits[p].pool_size, gpus=sum(h.gpu_count for h in members),
+            upgrade=sum(1 for h in members if h.action == "upgrade"),
+            noop=sum(1 for h in members if h.action == "noop"),
+            excluded=len(excluded), out_of_service=tuple(sorted(prep.out_of_service.get(p, []))),
+            max_unavailable=limits[p].max_unavailable, max_per_domain=dict(sorted(limits[p].per_domain.items())),
+            moves_in_one_wave=p in atomic, rules=rules[p], mixed=tuple(mixed[p]),
+        ))
+    for e in sorted(prep.excluded, key=lambda e: e.host):
+        warnings.append(f"{e.host}: excluded ({e.kind}): {e.reason}")
+    movers = len(prep.movers)
+    end = times[-1].end if times else now
+    plan = Plan(
+        made_at=iso(now), desired_name=desired_name, knowledge_version=knowledge.version,
+        inputs=inputs or Fingerprints(inventory=UNKNOWN_FINGERPRINT, facts=UNKNOWN_FINGERPRINT,
+                                      desired=UNKNOWN_FINGERPRINT, knowledge=knowledge.version),
+        policy=pol, hosts=tuple(hosts[n] for n in sorted(hosts)), waves=tuple(waves), pools=tuple(pool_plans),
+        excluded=tuple(sorted(prep.excluded, key=lambda e: e.host)),
+        noop=tuple(sorted(h.name for h in hosts.values() if h.action == "noop")),
+        warnings=tuple(warnings), start=iso(times[0].start if times else now), end=iso(end),
+        estimate_s=int((end - now).total_seconds()), failure_budget_total=_budget(pol.failure_budget.total, movers),
+    )
+    return seal(plan)
+
+
+def _budget(size: int | str, total: int) -> int:
+    """Failures allowed: a count as given (capped at the total), a percent of the total rounded down."""
+    if isinstance(size, int):
+        return min(size, total)
+    return math.floor(float(size.rstrip("%")) * total / 100 + 1e-9)

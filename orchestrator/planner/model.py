@@ -1,0 +1,168 @@
+"""The plan artifact's schema: what a person reviews and what ``upgrade apply`` will re-load and verify.
+
+Every list is sorted so the same inputs give a byte-identical file. Times are ISO 8601 in UTC, durations
+are seconds.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.models import SoftwareStack
+from orchestrator.policy import PoolRules, RolloutPolicy
+
+PLAN_SCHEMA_VERSION = 1
+
+
+class PlanModel(BaseModel):
+    """Base of plan models: unknown keys are refused when a plan is loaded, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StepKind(StrEnum):
+    PRECHECK = "precheck"
+    CORDON = "cordon"
+    DRAIN = "drain"
+    CHANGE = "change"
+    REBOOT = "reboot"
+    VERIFY = "verify"
+    VALIDATE = "validate"
+    UNCORDON = "uncordon"
+
+
+class Step(PlanModel):
+    """One node of a host's step graph; ``needs`` are the ids that must finish first."""
+
+    id: str
+    kind: StepKind
+    component: str | None = None
+    from_version: str | None = None
+    to_version: str | None = None
+    group: int | None = Field(default=None, description="component changes of one group install together")
+    gate: str | None = None
+    needs_reboot: bool = False
+    estimate_s: int
+    needs: tuple[str, ...] = ()
+
+
+class Finding(PlanModel):
+    """A knowledge-base finding kept on the plan (warnings of a valid target, or why a host was excluded)."""
+
+    rule: str
+    severity: str
+    message: str
+
+
+class HostPlan(PlanModel):
+    """One host: where it is, what it runs, what it will run, and the ordered steps that get it there."""
+
+    name: str
+    pool: str
+    gpu: str
+    gpu_count: int
+    domains: dict[str, str] = {}
+    action: Literal["upgrade", "noop", "excluded"]
+    wave: str | None = None
+    current: SoftwareStack
+    target: SoftwareStack | None = None
+    order: tuple[tuple[str, ...], ...] = Field(default=(), description="component groups in install order")
+    steps: tuple[Step, ...] = ()
+    estimate_s: int = 0
+    findings: tuple[Finding, ...] = ()
+
+
+class Wave(PlanModel):
+    """Hosts upgraded together; the next wave starts after this one ends and its soak time passes."""
+
+    index: int
+    name: str
+    hosts: tuple[str, ...]
+    hosts_by_pool: dict[str, int]
+    gpus_out: int = Field(description="GPUs taken out of service by this wave")
+    gpus_out_by_pool: dict[str, int]
+    estimate_s: int
+    soak_s: int
+    earliest_start: str
+    end: str
+    window: str | None = None
+    failure_budget: int = Field(description="hosts that may fail in this wave before the rollout halts")
+
+
+class MixedInterval(PlanModel):
+    """A stretch during which a pool runs more than one version of a component."""
+
+    component: str
+    from_wave: str | None = Field(description="wave that starts the mixing; None: already mixed before the plan")
+    until_wave: str | None = Field(description="wave that ends it; None: still mixed after the plan")
+    start: str | None
+    end: str | None
+    duration_s: int | None
+    policy: str
+    within_policy: bool
+
+
+class PoolPlan(PlanModel):
+    """Per pool: size, limits as resolved, who is already out of service, and when it runs mixed versions."""
+
+    name: str
+    hosts: int
+    gpus: int
+    upgrade: int
+    noop: int
+    excluded: int
+    out_of_service: tuple[str, ...]
+    max_unavailable: int
+    max_per_domain: dict[str, int]
+    moves_in_one_wave: bool = False
+    rules: PoolRules
+    mixed: tuple[MixedInterval, ...] = ()
+
+
+class Excluded(PlanModel):
+    """A host the plan leaves alone, and why."""
+
+    host: str
+    pool: str
+    kind: Literal["cordoned", "unknown", "invalid-target", "no-target"]
+    reason: str
+
+
+class Fingerprints(PlanModel):
+    """sha256 of each input, so that apply can refuse a plan made from other inputs than today's."""
+
+    inventory: str
+    facts: str
+    desired: str
+    knowledge: str
+
+
+class Plan(PlanModel):
+    """The whole plan; ``plan_hash`` is sha256 over the canonical JSON of everything else."""
+
+    schema_version: Literal[1] = 1
+    plan_hash: str = ""
+    made_at: str
+    desired_name: str
+    knowledge_version: str
+    inputs: Fingerprints
+    policy: RolloutPolicy
+    hosts: tuple[HostPlan, ...]
+    waves: tuple[Wave, ...]
+    pools: tuple[PoolPlan, ...]
+    excluded: tuple[Excluded, ...]
+    noop: tuple[str, ...]
+    warnings: tuple[str, ...]
+    start: str
+    end: str
+    estimate_s: int
+    failure_budget_total: int
+
+    def host(self, name: str) -> HostPlan:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise KeyError(name)
