@@ -16,6 +16,7 @@ from orchestrator.cli.output import run_guarded
 from orchestrator.cli import facts_cmd  # noqa: F401  isort: skip
 from orchestrator.cli import lab_cmd  # noqa: F401  isort: skip
 from orchestrator.cli import compat_cmd  # noqa: F401  isort: skip
+from orchestrator.cli import plan_cmd  # noqa: F401  isort: skip
 
 
 def main() -> None:

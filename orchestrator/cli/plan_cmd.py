@@ -1,0 +1,164 @@
+"""`upgrade plan`: build the reviewed, hashed plan from inventory + facts + desired state, write it, show it."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from orchestrator.cli.app import app
+from orchestrator.cli.output import Exit, console, err_console
+from orchestrator.desired import load_desired
+from orchestrator.errors import InputError
+from orchestrator.knowledge import load_knowledge
+from orchestrator.planner import (
+    Plan,
+    PlanError,
+    UnknownHost,
+    build_plan,
+    fingerprints,
+    plan_json,
+    render_dot,
+    render_mermaid,
+)
+
+
+class PlanOutput(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    DOT = "dot"
+    MERMAID = "mermaid"
+
+
+def _minutes(seconds: int) -> str:
+    h, m = divmod(round(seconds / 60), 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Temp file + rename, so a reader never sees half a plan."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def _parse_now(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC).replace(microsecond=0)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InputError("--now", f"{text!r} is not an ISO 8601 time (2026-12-01T09:00:00+00:00)") from exc
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@app.command("plan")
+def plan_cmd(
+    target: Path = typer.Argument(..., help="Desired state + rollout policy YAML (docs/desired-state.md)."),
+    inventory: Path = typer.Option(..., "-i", "--inventory", help="Ansible inventory (file, dir or script)."),
+    snapshot: Path | None = typer.Option(
+        None, "--facts", "--snapshot", help="Facts snapshot (upgrade facts --output json) instead of asking hosts."
+    ),
+    out: Path | None = typer.Option(None, "-o", "--out", help="Plan file (default plans/<target>.plan.json)."),
+    output: PlanOutput = typer.Option(PlanOutput.TABLE, "--output", help="table, json (CI), dot or mermaid."),
+    limit: str | None = typer.Option(None, "--limit", "-l", help="Ansible host pattern to restrict to."),
+    site: Path | None = typer.Option(None, "--site", help="Site facts overriding the shipped knowledge."),
+    exclude_invalid: bool = typer.Option(
+        False, "--exclude-invalid", help="Leave hosts with an invalid target out (reported) instead of failing."
+    ),
+    now: str | None = typer.Option(None, "--now", help="Plan as of this ISO time (reproducible plans in CI)."),
+) -> None:
+    """Plan the rollout: waves, per-host ordered steps, capacity lost, windows. Exit 0 plan made, 2 invalid."""
+    from orchestrator.facts.sources import collect_live, load_snapshot
+    from orchestrator.fleet import build_fleet
+    from orchestrator.inventory import load_inventory
+
+    when = _parse_now(now)
+    knowledge = load_knowledge(site)
+    desired = load_desired(target)
+    hosts = load_inventory(inventory, limit=limit)
+    snap = load_snapshot(snapshot) if snapshot is not None else collect_live(inventory, hosts, limit=limit)
+    built = build_fleet(hosts, snap)
+    pools = {h.name: h.pool for h in hosts}
+    gpus = {h.name: (str(h.gpu) if h.gpu else "unknown", h.gpu_count or 0) for h in hosts}
+    unknown = [UnknownHost(n, pools[n], why, *gpus[n]) for n, why in sorted(built.unknown.items())]
+    try:
+        plan = build_plan(
+            built.fleet, desired, None, knowledge, when, unknown=unknown,
+            inputs=fingerprints(hosts, snap, desired, knowledge.version), desired_name=target.name,
+            exclude_invalid=exclude_invalid,
+        )
+    except PlanError as exc:
+        for reason in exc.reasons:
+            err_console.print(Text("error: ", style="bold red") + Text(reason))
+        err_console.print(f"no plan made: {len(exc.reasons)} reason(s)")
+        raise typer.Exit(int(Exit.INVALID)) from None
+    path = out or Path("plans") / f"{target.stem}.plan.json"
+    text = plan_json(plan)
+    _write_atomic(path, text)
+    for warning in built.warnings:
+        err_console.print(Text(f"warning: {warning}", style="yellow"))
+    if output == PlanOutput.JSON:
+        console.file.write(text)
+    elif output == PlanOutput.DOT:
+        console.file.write(render_dot(plan))
+    elif output == PlanOutput.MERMAID:
+        console.file.write(render_mermaid(plan))
+    else:
+        _render(plan)
+        console.print(f"plan written to {path} (hash {plan.plan_hash[:12]})")
+    raise typer.Exit(int(Exit.OK))
+
+
+def _render(plan: Plan) -> None:
+    for wave in plan.waves:
+        title = (f"{wave.name}: {len(wave.hosts)} hosts, {wave.gpus_out} GPUs out "
+                 f"({', '.join(f'{p} {n}' for p, n in wave.gpus_out_by_pool.items())}), ~{_minutes(wave.estimate_s)}"
+                 f" + soak {_minutes(wave.soak_s)}; {wave.earliest_start} -> {wave.end}"
+                 + (f" in window {wave.window}" if wave.window else "")
+                 + f"; may fail: {wave.failure_budget}")
+        table = Table(title=title, title_justify="left")
+        for header in ("host", "pool", "GPUs", "current -> target", "order (groups)", "steps", "est."):
+            table.add_column(header, no_wrap=header != "current -> target")
+        for name in wave.hosts:
+            h = plan.host(name)
+            changes = "\n".join(f"{s.component} {s.from_version or '-'} -> {s.to_version or '-'}"
+                                for s in h.steps if s.component)
+            order = " | ".join(",".join(g) for g in h.order)
+            table.add_row(name, h.pool, f"{h.gpu_count}x {h.gpu}", changes, order, str(len(h.steps)),
+                          _minutes(h.estimate_s))
+        console.print(table)
+    pools = Table(title="pools", title_justify="left")
+    for header in ("pool", "hosts", "upgrade", "no-op", "excluded", "out of service", "max unavailable",
+                   "mixed versions"):
+        pools.add_column(header)
+    for p in plan.pools:
+        spans: dict[str, list[str]] = {}
+        for iv in p.mixed:
+            span = f"{iv.from_wave or 'before plan'} .. {iv.until_wave or 'after plan'}"
+            length = f", {_minutes(iv.duration_s)}" if iv.duration_s is not None else ""
+            rule = "" if iv.policy == "allow" else f" [{iv.policy}]"
+            flag = "" if iv.within_policy else " (breaks policy)"
+            spans.setdefault(f"{span}{length}{rule}{flag}", []).append(iv.component)
+        mixed = [f"{', '.join(components)}: {span}" for span, components in spans.items()]
+        pools.add_row(p.name, str(p.hosts), str(p.upgrade), str(p.noop), str(p.excluded),
+                      ", ".join(p.out_of_service) or "-", str(p.max_unavailable), Text("\n".join(mixed) or "never"))
+    console.print(pools)
+    for name in plan.noop:
+        console.print(f"{name}: already at target (no-op)")
+    for h in plan.hosts:
+        for f in h.findings:
+            console.print(Text(f"{h.name}: {f.severity} {f.rule}: {f.message}", style="yellow"))
+    for warning in plan.warnings:
+        console.print(Text(f"warning: {warning}", style="yellow"))
+    console.print(f"{len(plan.waves)} waves, {sum(len(w.hosts) for w in plan.waves)} hosts, "
+                  f"{plan.start} -> {plan.end} (~{_minutes(plan.estimate_s)} from now); "
+                  f"knowledge {plan.knowledge_version}")
