@@ -1,0 +1,74 @@
+"""The plan artifact: deterministic bytes, a hash that load_plan verifies, tampering refused in one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from orchestrator.desired import load_desired
+from orchestrator.knowledge import load_knowledge
+from orchestrator.planner import (
+    PlanFileError,
+    build_plan,
+    load_plan,
+    parse_plan,
+    plan_json,
+    render_dot,
+    render_mermaid,
+)
+from orchestrator.planner.artifact import sha256
+from tests.planner.fixtures import load_fleet
+
+SCENARIO = Path(__file__).parent / "scenarios" / "upgrade-h100"
+KNOWLEDGE = load_knowledge()
+
+
+def _plan_text() -> str:
+    fleet, unknown, now = load_fleet(SCENARIO / "fleet.yaml")
+    return plan_json(build_plan(fleet, load_desired(SCENARIO / "desired.yaml"), None, KNOWLEDGE, now,
+                                unknown=unknown))
+
+
+def test_same_inputs_give_byte_identical_plans() -> None:
+    assert _plan_text() == _plan_text()
+
+
+def test_load_plan_verifies_the_hash(tmp_path: Path) -> None:
+    path = tmp_path / "p.plan.json"
+    path.write_text(_plan_text())
+    plan = load_plan(path)
+    data = json.loads(path.read_text())
+    assert plan.plan_hash == sha256({k: v for k, v in data.items() if k != "plan_hash"})
+    assert plan_json(plan) == path.read_text()
+
+
+def test_load_plan_refuses_an_edited_plan(tmp_path: Path) -> None:
+    path = tmp_path / "p.plan.json"
+    data = json.loads(_plan_text())
+    data["waves"][0]["hosts"] = ["h2"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(PlanFileError, match=r"p\.plan\.json: plan hash mismatch") as info:
+        load_plan(path)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("text", "problem"), [("{", "not JSON"), ("[]", "not a plan"), (None, "cannot read")])
+def test_load_plan_refuses_other_files(tmp_path: Path, text: str | None, problem: str) -> None:
+    path = tmp_path / "x.json"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(PlanFileError, match=problem):
+        load_plan(path)
+
+
+def test_renderings_name_every_wave_and_host() -> None:
+    plan = parse_plan(_plan_text(), "<test>")
+    dot, mermaid = render_dot(plan), render_mermaid(plan)
+    assert dot.startswith("digraph plan {") and mermaid.startswith("flowchart LR")
+    for wave in plan.waves:
+        assert wave.name in dot and wave.name in mermaid
+        for host in wave.hosts:
+            assert f'"{host}"' in dot and host in mermaid
+
