@@ -161,8 +161,11 @@ def build_waves(
             else:
                 left.append(item)
         if not wave.hosts:
-            names = ", ".join(m.name for m in left[0])
-            return [], [f"{names}: fits no wave under max_unavailable / max_per_domain"]
+            stuck = left[0]
+            if len(stuck) > 1:
+                return [], [f"pool {stuck[0].pool}: must move in one wave (mixed versions not allowed) but its "
+                            f"{len(stuck)} hosts exceed max_per_domain in one of their failure domains"]
+            return [], [f"{stuck[0].name}: fits no wave under max_unavailable / max_per_domain"]
         waves.append(sorted(wave.hosts, key=lambda m: m.name))
         items = left
     return waves, []
