@@ -69,8 +69,8 @@ def seal(plan: Plan) -> Plan:
 
 
 def plan_json(plan: Plan) -> str:
-    """The file's text: indented for people and diffs, keys sorted, newline at the end."""
-    return json.dumps(_dump(plan), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    """The file's text: indented for people and diffs, in the models' field order (fixed), newline at the end."""
+    return plan.model_dump_json(indent=2) + "\n"
 
 
 def parse_plan(text: str, where: str) -> Plan:

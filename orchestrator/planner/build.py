@@ -82,6 +82,7 @@ def _prepare(
     p = _Prepared({}, [], [], [], {}, [])
     finders: dict[str, OrderFinder] = {}
     step_cache: dict[tuple[object, ...], tuple[tuple[Step, ...], int]] = {}
+    verdicts: dict[tuple[object, ...], tuple[list[Violation], list[Violation]]] = {}
     for host in sorted(fleet.hosts, key=lambda h: h.name):
         base = {"name": host.name, "pool": host.pool, "gpu": host.gpu.name, "gpu_count": host.gpu_count,
                 "domains": dict(host.domains.items()), "current": host.stack}
@@ -103,7 +104,12 @@ def _prepare(
             continue
         ctx = _context(desired, host.pool, now)
         hw = Hardware.of(host)
-        found = check(knowledge, hw, target, ctx)
+        judged = (hw, host.stack, target, host.pool)
+        if judged not in verdicts:
+            verdicts[judged] = (check(knowledge, hw, target, ctx),
+                                [v for v in check_transition(knowledge, hw, host.stack, target, ctx)
+                                 if v.rule in ("driver-downgrade", "kernel-module-flavor-change")])
+        found, transition = verdicts[judged]
         errors = [v for v in found if v.severity is Severity.ERROR]
         if errors:
             lines = [f"{host.name} ({host.pool}): target {v.rule}: {v.message}" for v in errors]
@@ -124,8 +130,6 @@ def _prepare(
         steps, estimate = step_cache[key]
         order = finder.order(hw, host.stack, target)
         warnings = [v for v in found if v.severity is Severity.WARNING]
-        transition = [v for v in check_transition(knowledge, hw, host.stack, target, ctx)
-                      if v.rule in ("driver-downgrade", "kernel-module-flavor-change")]
         findings = tuple(sorted({_finding(v) for v in [*warnings, *transition]},
                                 key=lambda f: (f.severity, f.rule, f.message)))
         p.hosts[host.name] = HostPlan(**base, action="upgrade", target=target, order=order, steps=steps,

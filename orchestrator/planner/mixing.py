@@ -9,6 +9,7 @@ the plan. ``forbid`` allows no stretch created by the plan; a duration bounds ea
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -46,13 +47,21 @@ def mixed_intervals(
     intervals: list[MixedInterval] = []
     violations: list[str] = []
     for component in MIXABLE:
-        states = []
-        for k in range(len(waves) + 1):
-            values = {
-                str((h.target if h.wave is not None and h.wave <= k else h.current).component(component))
-                for h in hosts
-            }
-            states.append(len(values) > 1)
+        # Count the pool's versions before the plan, then move each wave's hosts from old to new value.
+        counts: Counter[str] = Counter(str(h.current.component(component)) for h in hosts)
+        moves: dict[int, list[tuple[str, str]]] = {}
+        for h in hosts:
+            if h.wave is not None:
+                moves.setdefault(h.wave, []).append(
+                    (str(h.current.component(component)), str(h.target.component(component))))
+        states = [len(counts) > 1]
+        for k in range(1, len(waves) + 1):
+            for old, new in moves.get(k, []):
+                counts[old] -= 1
+                if not counts[old]:
+                    del counts[old]
+                counts[new] += 1
+            states.append(len(counts) > 1)
         k = 0
         while k < len(states):
             if not states[k]:
