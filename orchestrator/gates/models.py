@@ -1,0 +1,103 @@
+"""Typed views of what the ``gpu_gates`` module and the entry playbooks report (validated on the controller).
+
+The host side (``parsers`` via module_utils) returns plain dicts; these models are the contract the executor
+reads, with ``extra="forbid"`` so that a changed module output fails loudly in tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from orchestrator.ansible_adapter import HostStatus, PlaybookResult
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DiagTest(_Model):
+    category: str | None
+    name: str | None
+    status: str
+    gpus: dict[str, str] = {}
+    messages: list[str] = []
+
+
+class DiagResult(_Model):
+    """``dcgmi diag`` parsed (text or JSON)."""
+
+    dcgm_version: str | None = None
+    driver_version: str | None = None
+    tests: list[DiagTest] = []
+    passed: bool = False
+    failed_tests: list[str] = []
+    error: str | None = None
+    bandwidth: dict[str, dict[str, float]] = {}
+    level: int | None = None
+    rc: int | None = None
+
+
+class GpuHealth(_Model):
+    """One GPU's health fields from nvidia-smi (query CSV merged with the ``-q -d`` text)."""
+
+    index: int | None = None
+    bus_id: str | None = None
+    performance_state: str | None = None
+    temperature_c: float | None = None
+    ecc_mode: str | None = None
+    ecc_volatile_correctable: int | None = None
+    ecc_volatile_uncorrectable: int | None = None
+    ecc_aggregate_uncorrectable: int | None = None
+    retired_pages_double_bit: int | None = None
+    retired_pages_pending: str | None = None
+    remapped_rows_uncorrectable: int | None = None
+    remapped_rows_pending: str | None = None
+    remapping_failed: str | None = None
+    clock_event_reasons: list[str] = []
+    sm_clock_mhz: float | None = None
+    max_sm_clock_mhz: float | None = None
+
+
+class VersionCheck(_Model):
+    """Planned versus found: the driver nvidia-smi reports and each package's dpkg version."""
+
+    driver_expected: str | None = None
+    driver_found: list[str] = []
+    packages_expected: dict[str, str] = {}
+    packages_found: dict[str, str | None] = {}
+    held: dict[str, bool] = {}
+    passed: bool = True
+
+
+class GateResult(_Model):
+    """Everything one ``validate.yml`` run found on one host; ``figures`` feed the straggler check."""
+
+    host: str = ""
+    passed: bool
+    problems: list[str] = []
+    versions: VersionCheck | None = None
+    diag: DiagResult | None = None
+    health: list[GpuHealth] = []
+    figures: dict[str, float] = {}
+
+
+def stats(result: PlaybookResult, host: str, key: str) -> dict[str, Any] | None:
+    """The ``ansible.builtin.set_stats`` data an entry playbook reported for one host under ``key``."""
+    found = None
+    for task in result.tasks:
+        if task.host != host or task.action not in ("ansible.builtin.set_stats", "set_stats"):
+            continue
+        if task.status != HostStatus.OK:
+            continue
+        data = (task.result.get("ansible_stats") or {}).get("data") or {}
+        if isinstance(data.get(key), dict):
+            found = data[key]
+    return found
+
+
+def gate_result(result: PlaybookResult, host: str) -> GateResult | None:
+    """The gate result of ``validate.yml`` for one host, or None when the playbook never got that far."""
+    data = stats(result, host, "gpu_gate")
+    return GateResult.model_validate(data) if data is not None else None
