@@ -261,7 +261,7 @@ def _assemble(
         excluded = [e for e in prep.excluded if e.pool == p]
         warnings.extend(pool_notes(p, mixed[p]))
         if p in atomic and any(h.action == "upgrade" for h in members):
-            warnings.append(f"pool {p}: moves in one wave without a canary (mixed versions not allowed)")
+            warnings.append(f"pool {p}: moves in one wave without a canary (its mixed_versions policy)")
         pool_plans.append(PoolPlan(
             name=p, hosts=limits[p].pool_size, gpus=sum(h.gpu_count for h in members),
             upgrade=sum(1 for h in members if h.action == "upgrade"),

@@ -123,7 +123,7 @@ def build_waves(
             reasons.append(f"pool {pool}: max_unavailable {lim.max_unavailable} is used up by "
                            f"{lim.out_of_service} host(s) already out of service; no host can be upgraded")
         elif pool in atomic and count > lim.free:
-            reasons.append(f"pool {pool}: must move in one wave (mixed versions not allowed) but {count} hosts "
+            reasons.append(f"pool {pool}: must move in one wave (its mixed_versions policy) but {count} hosts "
                            f"exceed max_unavailable {lim.max_unavailable} minus {lim.out_of_service} out of service")
     for pool, lim in sorted(limits.items()):
         for kind, cap in sorted(lim.per_domain.items()):
@@ -163,7 +163,7 @@ def build_waves(
         if not wave.hosts:
             stuck = left[0]
             if len(stuck) > 1:
-                return [], [f"pool {stuck[0].pool}: must move in one wave (mixed versions not allowed) but its "
+                return [], [f"pool {stuck[0].pool}: must move in one wave (its mixed_versions policy) but its "
                             f"{len(stuck)} hosts exceed max_per_domain in one of their failure domains"]
             return [], [f"{stuck[0].name}: fits no wave under max_unavailable / max_per_domain"]
         waves.append(sorted(wave.hosts, key=lambda m: m.name))
