@@ -72,3 +72,13 @@ def test_renderings_name_every_wave_and_host() -> None:
         for host in wave.hosts:
             assert f'"{host}"' in dot and host in mermaid
 
+
+
+def test_planner_does_no_io_and_prints_nothing() -> None:
+    source = Path(__file__).parents[2] / "orchestrator" / "planner"
+    for module in sorted(source.glob("*.py")):
+        text = module.read_text()
+        for banned in ("import typer", "from rich", "print(", "datetime.now", "subprocess", "open("):
+            if module.name == "artifact.py" and banned == "open(":
+                continue
+            assert banned not in text, (module.name, banned)
