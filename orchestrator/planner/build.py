@@ -255,6 +255,7 @@ def _assemble(
             window=labels[i], failure_budget=_budget(budget, len(group)),
         ))
     warnings = list(prep.warnings)
+    warnings.extend(_canary_gaps(prep.movers, waves, atomic))
     pool_plans = []
     for p in pools:
         members = [h for h in hosts.values() if h.pool == p]
@@ -292,3 +293,15 @@ def _budget(size: int | str, total: int) -> int:
     if isinstance(size, int):
         return min(size, total)
     return math.floor(float(size.rstrip("%")) * total / 100 + 1e-9)
+
+
+def _canary_gaps(movers: list[Mover], waves: list[Wave], atomic: set[str]) -> list[str]:
+    """(pool, GPU model) pairs the canary could not cover under the limits: said, never silently dropped."""
+    canary = set(waves[0].hosts) if waves and waves[0].name == "canary" else set()
+    first: dict[tuple[str, str], str] = {}
+    for m in movers:
+        if m.pool not in atomic and m.name not in canary:
+            first.setdefault((m.pool, m.gpu), m.name)
+    covered = {(m.pool, m.gpu) for m in movers if m.name in canary}
+    return [f"pool {pool}: the canary cannot include a {gpu} host within max_unavailable / max_per_domain; "
+            f"its first {gpu} host moves in a later wave" for (pool, gpu) in sorted(set(first) - covered)]

@@ -48,6 +48,7 @@ class Expected(StrictModel):
     noop: list[str] = []
     one_wave_pools: list[str] = []
     errors: list[str] = Field(default=[], description="substrings, each found in some reason of the PlanError")
+    warnings: list[str] = Field(default=[], description="substrings, each found in some warning of the plan")
 
 
 def load_fleet(path: Path) -> tuple[Fleet, list[UnknownHost], datetime]:

@@ -37,3 +37,5 @@ def test_scenario(folder: Path) -> None:
     assert {e.host: e.kind for e in plan.excluded} == expected.excluded
     assert list(plan.noop) == expected.noop
     assert sorted(p.name for p in plan.pools if p.moves_in_one_wave) == expected.one_wave_pools
+    for needle in expected.warnings:
+        assert any(needle in w for w in plan.warnings), (needle, plan.warnings)
