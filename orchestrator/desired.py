@@ -18,11 +18,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from orchestrator.errors import InputError
 from orchestrator.knowledge.findings import Workload
+from orchestrator.loading import parse_yaml, read_text, validate
 from orchestrator.models import KernelModuleFlavor, SoftwareStack, StrictModel
 from orchestrator.policy import PoolPolicy, PoolRules, RolloutPolicy
 from orchestrator.versions import ComponentVersion, CudaVersion, CudnnVersion, DriverVersion, NcclVersion
@@ -78,29 +78,12 @@ class DesiredState(StrictModel):
 
 def parse_desired(text: str, where: str = "<desired state>") -> DesiredState:
     """Validate YAML text; any problem is one line naming ``where`` and the first error."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise DesiredStateError(where, f"not valid YAML{at}") from exc
+    data = parse_yaml(text, where, DesiredStateError)
     if not isinstance(data, dict):
         raise DesiredStateError(where, "expected a mapping with `version` and `pools`")
-    try:
-        return DesiredState.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first.get("loc", ()))
-        more = len(exc.errors()) - 1
-        suffix = f" (and {more} more)" if more else ""
-        raise DesiredStateError(where, f"{loc}: {first.get('msg')}{suffix}") from exc
+    return validate(DesiredState, data, where, DesiredStateError)
 
 
 def load_desired(path: str | Path) -> DesiredState:
     """Read and validate a desired-state file."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DesiredStateError(str(p), f"cannot read ({exc.strerror})") from exc
-    return parse_desired(text, str(p))
+    return parse_desired(read_text(path, DesiredStateError), str(path))

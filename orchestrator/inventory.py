@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError
 from orchestrator.ansible_adapter import list_inventory
 from orchestrator.errors import InventoryError
 from orchestrator.gpus import GpuModel
+from orchestrator.loading import describe_validation
 from orchestrator.models import Connection, FailureDomains, SchedulerKind, SchedulerRef, StrictModel
 
 KNOWN_VARS = {
@@ -105,11 +106,9 @@ def _to_host(source: str, name: str, v: dict[str, Any], groups: list[str]) -> In
             cordon_reason=_opt_str(v.get("gpu_cordon_reason")),
         )
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "value"
-        cause = first.get("ctx", {}).get("error")
-        message = str(cause) if isinstance(cause, Exception) else first["msg"]
-        raise InventoryError(where, f"{_VAR_OF_FIELD.get(field, field)}: {message}") from exc
+        field = ".".join(str(p) for p in exc.errors()[0]["loc"])
+        message = describe_validation(exc).removeprefix(f"{field}: ")
+        raise InventoryError(where, f"{_VAR_OF_FIELD.get(field, field or 'value')}: {message}") from exc
     except ValueError as exc:  # SchedulerKind, int(), unknown GPU (InputError is a ValueError too)
         raise InventoryError(where, str(exc)) from exc
 

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from orchestrator.errors import UpgradeError
+from orchestrator.loading import describe_validation
 
 
 class Exit(IntEnum):
@@ -52,14 +53,7 @@ def fail(message: str, code: Exit = Exit.INVALID) -> typer.Exit:
 
 def validation_line(exc: ValidationError, where: str = "") -> str:
     """A pydantic error as one line: the first problem with its location."""
-    first = exc.errors()[0]
-    loc = ".".join(str(p) for p in first.get("loc", ()))
-    cause = first.get("ctx", {}).get("error")
-    msg = str(cause) if isinstance(cause, Exception) else first.get("msg", str(exc))
-    more = len(exc.errors()) - 1
-    suffix = f" (and {more} more)" if more > 0 else ""
-    prefix = f"{where}: " if where else ""
-    return f"{prefix}{loc + ': ' if loc else ''}{msg}{suffix}"
+    return f"{where}: {describe_validation(exc)}" if where else describe_validation(exc)
 
 
 def run_guarded(app: typer.Typer, args: list[str] | None = None) -> int:

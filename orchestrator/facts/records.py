@@ -9,10 +9,11 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from orchestrator.errors import FactsError, InputError, UnknownGpuError
 from orchestrator.gpus import GpuModel, resolve_gpu
+from orchestrator.loading import validate
 from orchestrator.models import KernelModuleFlavor, OsRelease, SoftwareStack, StrictModel
 from orchestrator.versions import (
     ComponentVersion,
@@ -156,12 +157,8 @@ def _opt(cls: type[V], text: str | None) -> V | None:
 
 def parse_host_facts(host: str, collected_at: str, raw: dict[str, object]) -> HostFacts:
     """Validate one collector result; a malformed one becomes a FactsError naming the host."""
-    try:
-        return HostFacts.model_validate({"host": host, "collected_at": collected_at, **raw})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise FactsError(f"host {host}", f"collector returned unexpected facts at {loc}: {first['msg']}") from exc
+    return validate(HostFacts, {"host": host, "collected_at": collected_at, **raw}, f"host {host}", FactsError,
+                    prefix="collector returned unexpected facts: ")
 
 
 __all__ = [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -10,13 +9,12 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from orchestrator.ansible_adapter import HostStatus, PlaybookResult, run_playbook
 from orchestrator.errors import FactsError
 from orchestrator.facts.collector import CommandResult, collect
 from orchestrator.facts.records import FactsSnapshot, HostFacts, UnreachableHost, parse_host_facts
 from orchestrator.inventory import InventoryHost
+from orchestrator.loading import parse_json, read_text, validate
 
 COMMAND_TIMEOUT_S = 60
 
@@ -96,21 +94,9 @@ def snapshot_from_run(inventory: str, expected: list[str], result: PlaybookResul
 
 def load_snapshot(path: str | Path) -> FactsSnapshot:
     """Read a snapshot written by ``upgrade facts --output json``; any problem names the file."""
-    source = Path(path)
-    try:
-        text = source.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise FactsError(str(path), f"cannot read facts snapshot ({exc.strerror or exc})") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FactsError(str(path), f"not JSON (line {exc.lineno}: {exc.msg})") from exc
-    try:
-        return FactsSnapshot.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise FactsError(str(path), f"not a facts snapshot: {loc}: {first['msg']}") from exc
+    where = str(path)
+    data = parse_json(read_text(path, FactsError, "facts snapshot"), where, FactsError)
+    return validate(FactsSnapshot, data, where, FactsError, prefix="not a facts snapshot: ")
 
 
 def snapshot_json(snapshot: FactsSnapshot) -> str:

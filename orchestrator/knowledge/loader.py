@@ -13,8 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from orchestrator.errors import InputError
 from orchestrator.knowledge.facts import (
@@ -32,6 +31,7 @@ from orchestrator.knowledge.facts import (
     NcclRelease,
     SiteFacts,
 )
+from orchestrator.loading import parse_yaml, validate
 
 SHIPPED_DATA_VERSION = "2026.1"
 _FILES: dict[str, tuple[str, type[BaseModel]]] = {
@@ -92,16 +92,7 @@ class Knowledge:
 
 
 def _parse(text: str, where: str, model: type[M]) -> M:
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise KnowledgeError(where, f"not valid YAML ({exc.__class__.__name__})") from exc
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first.get("loc", ()))
-        raise KnowledgeError(where, f"{loc}: {first.get('msg')}") from exc
+    return validate(model, parse_yaml(text, where, KnowledgeError) or {}, where, KnowledgeError)
 
 
 def _shipped() -> dict[str, BaseModel]:

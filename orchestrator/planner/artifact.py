@@ -13,11 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from orchestrator.desired import DesiredState
 from orchestrator.facts.records import FactsSnapshot
 from orchestrator.inventory import InventoryHost
+from orchestrator.loading import parse_json, read_text, validate
 from orchestrator.planner.errors import PlanFileError
 from orchestrator.planner.model import Fingerprints, Plan
 
@@ -75,29 +76,16 @@ def plan_json(plan: Plan) -> str:
 
 def parse_plan(text: str, where: str) -> Plan:
     """Parse and verify a plan's text; a hash mismatch means the plan was edited and is refused."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PlanFileError(where, f"not JSON (line {exc.lineno}: {exc.msg})") from exc
+    data = parse_json(text, where, PlanFileError)
     if not isinstance(data, dict) or "plan_hash" not in data:
         raise PlanFileError(where, "not a plan (no plan_hash)")
     actual = sha256(_unhashed(data))
     if data["plan_hash"] != actual:
         raise PlanFileError(where, f"plan hash mismatch: the file says {str(data['plan_hash'])[:12]}, its content "
                                    f"hashes to {actual[:12]}; it was edited after it was made, plan again")
-    try:
-        return Plan.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first.get("loc", ()))
-        raise PlanFileError(where, f"not a valid plan: {loc}: {first.get('msg')}") from exc
+    return validate(Plan, data, where, PlanFileError, prefix="not a valid plan: ")
 
 
 def load_plan(path: str | Path) -> Plan:
     """Read a plan written by ``upgrade plan``; refuses a missing, malformed or tampered file in one line."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PlanFileError(str(p), f"cannot read plan ({exc.strerror or exc})") from exc
-    return parse_plan(text, str(p))
+    return parse_plan(read_text(path, PlanFileError, "plan"), str(path))
