@@ -14,19 +14,15 @@ from rich.text import Text
 
 from orchestrator.cli.app import app
 from orchestrator.cli.output import Exit, console, err_console
-from orchestrator.desired import load_desired
 from orchestrator.errors import InputError
-from orchestrator.knowledge import load_knowledge
 from orchestrator.planner import (
     Plan,
     PlanError,
-    UnknownHost,
-    build_plan,
-    fingerprints,
     plan_json,
     render_dot,
     render_mermaid,
 )
+from orchestrator.planning import gather, plan_from
 
 
 class PlanOutput(StrEnum):
@@ -77,25 +73,11 @@ def plan_cmd(
     now: str | None = typer.Option(None, "--now", help="Plan as of this ISO time (reproducible plans in CI)."),
 ) -> None:
     """Plan the rollout: waves, per-host ordered steps, capacity lost, windows. Exit 0 plan made, 2 invalid."""
-    from orchestrator.facts.sources import collect_live, load_snapshot
-    from orchestrator.fleet import build_fleet
-    from orchestrator.inventory import load_inventory
-
     when = _parse_now(now)
-    knowledge = load_knowledge(site)
-    desired = load_desired(target)
-    hosts = load_inventory(inventory, limit=limit)
-    snap = load_snapshot(snapshot) if snapshot is not None else collect_live(inventory, hosts, limit=limit)
-    built = build_fleet(hosts, snap)
-    pools = {h.name: h.pool for h in hosts}
-    gpus = {h.name: (str(h.gpu) if h.gpu else "unknown", h.gpu_count or 0) for h in hosts}
-    unknown = [UnknownHost(n, pools[n], why, *gpus[n]) for n, why in sorted(built.unknown.items())]
+    inputs = gather(target, inventory, facts=snapshot, limit=limit, site=site)
+    built = inputs.built
     try:
-        plan = build_plan(
-            built.fleet, desired, None, knowledge, when, unknown=unknown,
-            inputs=fingerprints(hosts, snap, desired, knowledge.version), desired_name=target.name,
-            exclude_invalid=exclude_invalid,
-        )
+        plan = plan_from(inputs, when, exclude_invalid=exclude_invalid)
     except PlanError as exc:
         for reason in exc.reasons:
             err_console.print(Text("error: ", style="bold red") + Text(reason))

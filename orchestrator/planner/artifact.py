@@ -41,7 +41,12 @@ def fingerprint_inventory(hosts: Sequence[InventoryHost]) -> str:
 
 
 def fingerprint_snapshot(snapshot: FactsSnapshot) -> str:
-    return sha256(_dump(snapshot))
+    """What the plan depends on: each host's stack and GPUs, and who was unreachable; not when facts were taken.
+
+    A fresh collection of an unchanged fleet gives the same fingerprint, so apply can compare live facts.
+    """
+    hosts = {h.host: {"stack": _dump(h.stack()), "gpus": sorted(g.name for g in h.gpus)} for h in snapshot.hosts}
+    return sha256({"hosts": hosts, "unreachable": sorted(u.host for u in snapshot.unreachable)})
 
 
 def fingerprint_desired(desired: DesiredState) -> str:

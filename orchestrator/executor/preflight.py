@@ -1,0 +1,86 @@
+"""What apply checks before it touches a host: the plan is current, the window is open, the wave exists.
+
+Pure functions over the plan, today's inputs and ``now``; each refusal is a list of one-line reasons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from orchestrator.desired import DesiredState
+from orchestrator.drift import value_of
+from orchestrator.facts.records import FactsSnapshot
+from orchestrator.inventory import InventoryHost
+from orchestrator.models import COMPONENTS
+from orchestrator.planner import Plan, Wave
+from orchestrator.planner.artifact import fingerprint_desired, fingerprint_inventory, fingerprint_snapshot
+from orchestrator.planner.schedule import earliest_fit, iso
+
+__all__ = ["select_waves", "stale_reasons", "window_reason"]
+
+
+def stale_reasons(plan: Plan, inventory: Sequence[InventoryHost], snapshot: FactsSnapshot, desired: DesiredState,
+                  knowledge_version: str) -> list[str]:
+    """Why the plan no longer matches today's inputs; empty when it does. Facts differences name hosts."""
+    reasons: list[str] = []
+    if fingerprint_inventory(inventory) != plan.inputs.inventory:
+        reasons.append("the inventory changed since the plan was made (hosts, pools or placement)")
+    if fingerprint_desired(desired) != plan.inputs.desired:
+        reasons.append("the desired-state document changed since the plan was made")
+    if knowledge_version != plan.knowledge_version:
+        reasons.append(f"the knowledge base is {knowledge_version}, the plan was made with {plan.knowledge_version}")
+    if fingerprint_snapshot(snapshot) != plan.inputs.facts:
+        reasons.extend(facts_differences(plan, snapshot) or
+                       ["the facts differ from the plan's (hosts not upgraded by it: GPUs or reachability)"])
+    return reasons
+
+
+def facts_differences(plan: Plan, snapshot: FactsSnapshot) -> list[str]:
+    """Hosts whose installed stack differs from what the plan assumed, component by component."""
+    live = snapshot.by_host()
+    unreachable = {u.host: u.reason for u in snapshot.unreachable}
+    out = []
+    for host in plan.hosts:
+        if host.action != "upgrade":
+            continue
+        if host.name in unreachable:
+            out.append(f"{host.name}: now unreachable ({unreachable[host.name]})")
+            continue
+        facts = live.get(host.name)
+        if facts is None:
+            out.append(f"{host.name}: no facts today")
+            continue
+        now_stack = facts.stack()
+        changes = [f"{c} {value_of(host.current, c)} -> {value_of(now_stack, c)}" for c in COMPONENTS
+                   if value_of(host.current, c) != value_of(now_stack, c)]
+        if changes:
+            out.append(f"{host.name}: changed since the plan was made: {', '.join(changes)}")
+    return out
+
+
+def window_reason(plan: Plan, wave: Wave, now: datetime) -> str | None:
+    """None when ``wave`` fits a maintenance window starting now; else when the next one that fits opens."""
+    fit = earliest_fit(now, wave.estimate_s + wave.soak_s, plan.policy.windows)
+    if fit is not None and fit[0] <= now:
+        return None
+    when = f"the next window that fits opens {iso(fit[0])} ({fit[1]})" if fit else "no window in the next 15 days fits"
+    return (f"{wave.name} needs ~{wave.estimate_s // 60} min; now ({iso(now)}) is outside the maintenance "
+            f"windows; {when}")
+
+
+def select_waves(plan: Plan, spec: str, finished: set[str]) -> list[Wave]:
+    """``canary``, ``next`` (the first wave not finished), a wave name, or ``all`` (every unfinished wave)."""
+    names = [w.name for w in plan.waves]
+    pending = [w for w in plan.waves if w.name not in finished]
+    if spec == "all":
+        return pending
+    if spec == "next":
+        return pending[:1]
+    if spec not in names:
+        raise ValueError(f"no wave {spec!r} in the plan (waves: {', '.join(names) or 'none'})")
+    index = names.index(spec)
+    missing = [w.name for w in plan.waves[:index] if w.name not in finished]
+    if missing:
+        raise ValueError(f"wave {spec} cannot start before {', '.join(missing)} finished and passed its gates")
+    return [plan.waves[index]]

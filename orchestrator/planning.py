@@ -1,0 +1,52 @@
+"""The edge around the pure planner: gather today's inputs (files, live facts), then plan from them.
+
+``upgrade plan`` and ``upgrade apply`` (which re-gathers to refuse a stale plan) share this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from orchestrator.desired import DesiredState, load_desired
+from orchestrator.facts.records import FactsSnapshot
+from orchestrator.facts.sources import collect_live, load_snapshot
+from orchestrator.fleet import FleetBuild, build_fleet
+from orchestrator.inventory import InventoryHost, load_inventory
+from orchestrator.knowledge import Knowledge, load_knowledge
+from orchestrator.planner import Plan, UnknownHost, build_plan, fingerprints
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything a plan is made from, as read today."""
+
+    knowledge: Knowledge
+    desired: DesiredState
+    desired_name: str
+    hosts: list[InventoryHost]
+    snapshot: FactsSnapshot
+    built: FleetBuild
+
+
+def gather(target: Path, inventory: Path, *, facts: Path | None = None, limit: str | None = None,
+           site: Path | None = None) -> Inputs:
+    """Read the knowledge, desired state and inventory; facts from a snapshot, or live from the hosts."""
+    knowledge = load_knowledge(site)
+    desired = load_desired(target)
+    hosts = load_inventory(inventory, limit=limit)
+    snapshot = load_snapshot(facts) if facts is not None else collect_live(inventory, hosts, limit=limit)
+    return Inputs(knowledge, desired, target.name, hosts, snapshot, build_fleet(hosts, snapshot))
+
+
+def plan_from(inputs: Inputs, now: datetime, *, exclude_invalid: bool = False) -> Plan:
+    """Run the pure planner on gathered inputs; raises PlanError with every reason when no plan exists."""
+    pools = {h.name: h.pool for h in inputs.hosts}
+    gpus = {h.name: (str(h.gpu) if h.gpu else "unknown", h.gpu_count or 0) for h in inputs.hosts}
+    unknown = [UnknownHost(n, pools[n], why, *gpus[n]) for n, why in sorted(inputs.built.unknown.items())]
+    return build_plan(
+        inputs.built.fleet, inputs.desired, None, inputs.knowledge, now, unknown=unknown,
+        inputs=fingerprints(inputs.hosts, inputs.snapshot, inputs.desired, inputs.knowledge.version),
+        desired_name=inputs.desired_name, exclude_invalid=exclude_invalid,
+    )
