@@ -1,0 +1,1 @@
+../../../../orchestrator/gates/parsers.py
