@@ -16,6 +16,7 @@ from orchestrator.fleet import FleetBuild, build_fleet
 from orchestrator.inventory import InventoryHost, load_inventory
 from orchestrator.knowledge import Knowledge, load_knowledge
 from orchestrator.planner import Plan, UnknownHost, build_plan, fingerprints
+from orchestrator.planner.artifact import seal
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Inputs:
     hosts: list[InventoryHost]
     snapshot: FactsSnapshot
     built: FleetBuild
+    sources: dict[str, str]
 
 
 def gather(target: Path, inventory: Path, *, facts: Path | None = None, limit: str | None = None,
@@ -37,7 +39,9 @@ def gather(target: Path, inventory: Path, *, facts: Path | None = None, limit: s
     desired = load_desired(target)
     hosts = load_inventory(inventory, limit=limit)
     snapshot = load_snapshot(facts) if facts is not None else collect_live(inventory, hosts, limit=limit)
-    return Inputs(knowledge, desired, target.name, hosts, snapshot, build_fleet(hosts, snapshot))
+    sources = {"desired": str(target), "inventory": str(inventory), **({"facts": str(facts)} if facts else {}),
+               **({"site": str(site)} if site else {})}
+    return Inputs(knowledge, desired, target.name, hosts, snapshot, build_fleet(hosts, snapshot), sources)
 
 
 def plan_from(inputs: Inputs, now: datetime, *, exclude_invalid: bool = False) -> Plan:
@@ -45,8 +49,9 @@ def plan_from(inputs: Inputs, now: datetime, *, exclude_invalid: bool = False) -
     pools = {h.name: h.pool for h in inputs.hosts}
     gpus = {h.name: (str(h.gpu) if h.gpu else "unknown", h.gpu_count or 0) for h in inputs.hosts}
     unknown = [UnknownHost(n, pools[n], why, *gpus[n]) for n, why in sorted(inputs.built.unknown.items())]
-    return build_plan(
+    plan = build_plan(
         inputs.built.fleet, inputs.desired, None, inputs.knowledge, now, unknown=unknown,
         inputs=fingerprints(inputs.hosts, inputs.snapshot, inputs.desired, inputs.knowledge.version),
         desired_name=inputs.desired_name, exclude_invalid=exclude_invalid,
     )
+    return seal(plan.model_copy(update={"sources": inputs.sources}))

@@ -110,10 +110,15 @@ class DrainPolicy(StrictModel):
 
 
 class FailureBudget(StrictModel):
-    """How many hosts may fail before the rollout halts: per wave (count or percent of it) and in total."""
+    """How many hosts may fail before the rollout halts: per wave (count or percent of it) and in total.
+
+    Past the budget the run halts and rolls back the failed hosts, or with ``on_exceed: rollback-wave``
+    every host of the wave.
+    """
 
     per_wave: Size = 0
     total: Size = 0
+    on_exceed: Literal["rollback-failed", "rollback-wave"] = "rollback-failed"
 
 
 def _check_tz(name: str) -> str:
@@ -193,6 +198,10 @@ class RolloutPolicy(StrictModel):
     drain: DrainPolicy = DrainPolicy()
     include_cordoned: bool = False
     gates: tuple[Gate, ...] = (Gate.DCGM_R1,)
+    straggler_threshold: float = Field(
+        default=0.8, gt=0, le=1,
+        description="a host whose health figure is below this share of its own baseline or of the wave median fails",
+    )
     mixed_versions: dict[str, Mixing | Duration] = Field(
         default_factory=dict, description="component -> allow | forbid | longest time the pool may be mixed"
     )

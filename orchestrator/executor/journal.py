@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -98,8 +99,10 @@ class Journal:
         self.path = Path(path)
         self.clock = clock
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            # hosts of a wave run in threads: one connection, serialised by a lock
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
@@ -119,13 +122,18 @@ class Journal:
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """One event, one transaction: all of it lands on disk or none of it."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
 
     # ---------------------------------------------------------------- runs
 
@@ -144,13 +152,14 @@ class Journal:
             self._event(db, run_id, "run_finished", status=status, data=summary)
 
     def run(self, run_id: str) -> RunRecord:
-        row = self._db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        rows = self._query("SELECT * FROM runs WHERE id = ?", (run_id,))
+        row = rows[0] if rows else None
         if row is None:
             raise JournalError(str(self.path), f"no run {run_id!r}")
         return _run_record(row)
 
     def runs(self) -> list[RunRecord]:
-        rows = self._db.execute("SELECT * FROM runs ORDER BY started_at, id").fetchall()
+        rows = self._query("SELECT * FROM runs ORDER BY started_at, id")
         return [_run_record(r) for r in rows]
 
     def latest_run(self, plan_hash: str | None = None) -> RunRecord | None:
@@ -158,8 +167,8 @@ class Journal:
         args: tuple[str, ...] = ()
         if plan_hash:
             query, args = query + " WHERE plan_hash = ?", (plan_hash,)
-        row = self._db.execute(query + " ORDER BY started_at DESC, rowid DESC LIMIT 1", args).fetchone()
-        return _run_record(row) if row else None
+        rows = self._query(query + " ORDER BY started_at DESC, rowid DESC LIMIT 1", args)
+        return _run_record(rows[0]) if rows else None
 
     # ---------------------------------------------------------------- events and host states
 
@@ -192,8 +201,8 @@ class Journal:
                         data={"from": current.value if current else None, "to": new.value, "reason": reason})
 
     def host_states(self, run_id: str) -> dict[str, HostRecord]:
-        rows = self._db.execute("SELECT host, wave, state, reason, updated_at, stack_before FROM host_state"
-                                " WHERE run_id = ? ORDER BY host", (run_id,)).fetchall()
+        rows = self._query("SELECT host, wave, state, reason, updated_at, stack_before FROM host_state"
+                           " WHERE run_id = ? ORDER BY host", (run_id,))
         return {r[0]: HostRecord(host=r[0], wave=r[1], state=HostState(r[2]), reason=r[3], updated_at=r[4],
                                  stack_before=json.loads(r[5]) if r[5] else None) for r in rows}
 
@@ -202,14 +211,14 @@ class Journal:
         args: tuple[str, ...] = (run_id,)
         if host is not None:
             query, args = query + " AND host = ?", (run_id, host)
-        rows = self._db.execute(query + " ORDER BY seq", args).fetchall()
+        rows = self._query(query + " ORDER BY seq", args)
         return [Event(seq=r[0], run_id=r[1], at=r[2], host=r[3], wave=r[4], kind=r[5], step=r[6], status=r[7],
                       rc=r[8], data=json.loads(r[9])) for r in rows]
 
     def completed_steps(self, run_id: str, host: str) -> set[str]:
         """Steps that finished successfully on a host: a resumed run does not repeat them."""
-        rows = self._db.execute("SELECT step FROM events WHERE run_id = ? AND host = ? AND kind = 'step_end'"
-                                " AND status = 'successful'", (run_id, host)).fetchall()
+        rows = self._query("SELECT step FROM events WHERE run_id = ? AND host = ? AND kind = 'step_end'"
+                           " AND status = 'successful'", (run_id, host))
         return {r[0] for r in rows}
 
     # ---------------------------------------------------------------- baselines (per-host health figures)
@@ -221,8 +230,8 @@ class Journal:
                        (host, metric, value, self.clock(), run_id))
 
     def baseline(self, host: str, metric: str) -> float | None:
-        row = self._db.execute("SELECT value FROM baselines WHERE host = ? AND metric = ?", (host, metric)).fetchone()
-        return float(row[0]) if row else None
+        rows = self._query("SELECT value FROM baselines WHERE host = ? AND metric = ?", (host, metric))
+        return float(rows[0][0]) if rows else None
 
     # ---------------------------------------------------------------- internals
 

@@ -14,15 +14,20 @@ from orchestrator.facts.records import FactsSnapshot
 from orchestrator.inventory import InventoryHost
 from orchestrator.models import COMPONENTS
 from orchestrator.planner import Plan, Wave
-from orchestrator.planner.artifact import fingerprint_desired, fingerprint_inventory, fingerprint_snapshot
+from orchestrator.planner.artifact import fingerprint_desired, fingerprint_inventory
 from orchestrator.planner.schedule import earliest_fit, iso
 
 __all__ = ["select_waves", "stale_reasons", "window_reason"]
 
 
 def stale_reasons(plan: Plan, inventory: Sequence[InventoryHost], snapshot: FactsSnapshot, desired: DesiredState,
-                  knowledge_version: str) -> list[str]:
-    """Why the plan no longer matches today's inputs; empty when it does. Facts differences name hosts."""
+                  knowledge_version: str, hosts: set[str] | None = None) -> list[str]:
+    """Why the plan no longer matches today's inputs; empty when it does. Facts differences name hosts.
+
+    The facts are compared host by host rather than by fingerprint: after a first wave the fleet differs from
+    the plan's snapshot by exactly what the plan did, which is not staleness. ``hosts`` limits the unreachable
+    check to the hosts about to be touched.
+    """
     reasons: list[str] = []
     if fingerprint_inventory(inventory) != plan.inputs.inventory:
         reasons.append("the inventory changed since the plan was made (hosts, pools or placement)")
@@ -30,14 +35,14 @@ def stale_reasons(plan: Plan, inventory: Sequence[InventoryHost], snapshot: Fact
         reasons.append("the desired-state document changed since the plan was made")
     if knowledge_version != plan.knowledge_version:
         reasons.append(f"the knowledge base is {knowledge_version}, the plan was made with {plan.knowledge_version}")
-    if fingerprint_snapshot(snapshot) != plan.inputs.facts:
-        reasons.extend(facts_differences(plan, snapshot) or
-                       ["the facts differ from the plan's (hosts not upgraded by it: GPUs or reachability)"])
+    reasons.extend(facts_differences(plan, snapshot, hosts))
     return reasons
 
 
-def facts_differences(plan: Plan, snapshot: FactsSnapshot) -> list[str]:
-    """Hosts whose installed stack differs from what the plan assumed, component by component."""
+def facts_differences(plan: Plan, snapshot: FactsSnapshot, hosts: set[str] | None = None) -> list[str]:
+    """Hosts whose installed stack is neither what the plan assumed nor the plan's target for them."""
+    from orchestrator.executor.hostrun import mismatches
+
     live = snapshot.by_host()
     unreachable = {u.host: u.reason for u in snapshot.unreachable}
     out = []
@@ -45,13 +50,16 @@ def facts_differences(plan: Plan, snapshot: FactsSnapshot) -> list[str]:
         if host.action != "upgrade":
             continue
         if host.name in unreachable:
-            out.append(f"{host.name}: now unreachable ({unreachable[host.name]})")
+            if hosts is None or host.name in hosts:
+                out.append(f"{host.name}: now unreachable ({unreachable[host.name]})")
             continue
         facts = live.get(host.name)
         if facts is None:
             out.append(f"{host.name}: no facts today")
             continue
         now_stack = facts.stack()
+        if host.target is not None and not mismatches(now_stack, host.target):
+            continue  # already upgraded by an earlier run of this plan
         changes = [f"{c} {value_of(host.current, c)} -> {value_of(now_stack, c)}" for c in COMPONENTS
                    if value_of(host.current, c) != value_of(now_stack, c)]
         if changes:

@@ -149,6 +149,7 @@ class Plan(PlanModel):
     desired_name: str
     knowledge_version: str
     inputs: Fingerprints
+    sources: dict[str, str] = Field(default={}, description="paths the inputs were read from (apply re-reads them)")
     policy: RolloutPolicy
     hosts: tuple[HostPlan, ...]
     waves: tuple[Wave, ...]
