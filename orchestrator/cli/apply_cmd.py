@@ -1,0 +1,184 @@
+"""`upgrade apply`, `upgrade status`, `upgrade rollback`: run a plan wave by wave, see and undo what ran.
+
+Exit codes: 0 done; 1 hosts failed and were rolled back (within the failure budget); 2 refused or invalid
+(tampered or stale plan, closed window, another apply running, no --yes without a terminal); 3 halted and
+needs a person (failure budget exceeded, a host quarantined).
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from orchestrator.cli.app import app
+from orchestrator.cli.output import Exit, OutputFormat, console, err_console, print_json
+from orchestrator.executor.journal import Journal
+from orchestrator.executor.session import Outcome, Refused, apply, rollback, state_dir
+from orchestrator.planner import load_plan
+
+STATE_HELP = "Where the journal and the lock live (default $UPGRADE_STATE_DIR or ./.upgrade)."
+STYLE = {"done": "green", "rolled_back": "yellow", "quarantined": "bold red", "skipped": "dim", "failed": "red"}
+
+
+def _progress(host: str, what: str, detail: str) -> None:
+    """Live progress for people: one line per state change or step, on stderr so JSON stays clean."""
+    style = STYLE.get(what, "")
+    err_console.print(Text(f"{host:<16} ", style="bold") + Text(what, style=style) + Text(f"  {detail}"))
+
+
+def _exit_code(outcome: Outcome) -> Exit:
+    states = {s for _, s, _ in outcome.hosts.values()}
+    if outcome.report.status == "halted" or "quarantined" in states:
+        return Exit.HALTED
+    if outcome.report.status == "rolled_back":
+        return Exit.WARNINGS
+    return Exit.OK
+
+
+def _summary(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "run": outcome.run_id, "status": outcome.report.status, "resumed": outcome.resumed,
+        "reason": outcome.report.reason, "stale_lock_taken_over": outcome.stale_lock,
+        "waves": [{"name": w.name, "status": w.status, "failed": w.failed, "stragglers": w.stragglers,
+                   "reason": w.reason} for w in outcome.report.waves],
+        "hosts": {h: {"wave": w, "state": s, "reason": r} for h, (w, s, r) in sorted(outcome.hosts.items())},
+        "exit_code": int(_exit_code(outcome)),
+    }
+
+
+def _render(outcome: Outcome) -> None:
+    table = Table(title=f"run {outcome.run_id}: {outcome.report.status}", title_justify="left")
+    for column in ("wave", "host", "state", "reason"):
+        table.add_column(column)
+    for host, (wave_name, state, reason) in sorted(outcome.hosts.items(), key=lambda kv: (kv[1][0], kv[0])):
+        table.add_row(wave_name, host, Text(state, style=STYLE.get(state, "")), reason)
+    console.print(table)
+    for report in outcome.report.waves:
+        line = f"{report.name}: {report.status}" + (f" ({report.reason})" if report.reason else "")
+        console.print(Text(line, style="red" if report.status == "halted" else ""))
+    if outcome.stale_lock:
+        console.print(f"took over a stale lock left by {outcome.stale_lock}")
+
+
+def _confirm(yes: bool, what: str) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise Refused([f"{what}: pass --yes to run without a terminal (CI)"])
+    if not typer.confirm(f"{what}?", default=False):
+        raise typer.Exit(int(Exit.INVALID))
+
+
+@app.command("apply")
+def apply_cmd(
+    plan_path: Path = typer.Argument(..., help="Plan file written by `upgrade plan`."),
+    wave: str = typer.Option("next", "--wave", help="canary, next, a wave name, or all."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask (CI)."),
+    output: OutputFormat = typer.Option(OutputFormat.TABLE, "--output", help="table for people, json for CI."),
+    inventory: Path | None = typer.Option(None, "-i", "--inventory", help="Override the plan's inventory."),
+    ignore_window: bool = typer.Option(False, "--ignore-window", help="Run outside the maintenance windows."),
+    resume: bool = typer.Option(False, "--resume", help="Say so explicitly; an interrupted run resumes anyway."),
+    parallel: int | None = typer.Option(None, "--parallel", min=1, help="At most this many hosts at once."),
+    state: Path | None = typer.Option(None, "--state-dir", help=STATE_HELP),
+    facts: Path | None = typer.Option(None, "--facts", help="Compare with this snapshot instead of asking hosts."),
+    now: str | None = typer.Option(None, "--now", help="Judge the maintenance window as of this ISO time."),
+) -> None:
+    """Run waves of a plan with gates, automatic rollback and a crash-safe journal."""
+    plan = load_plan(plan_path)
+    when = datetime.fromisoformat(now) if now else None
+    if when is not None and when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    try:
+        _confirm(yes, f"apply wave {wave} of {plan_path}")
+        outcome = apply(plan, plan_path, wave, inventory=inventory, facts=facts, state=state,
+                        ignore_window=ignore_window, now=when,
+                        notify=None if output == OutputFormat.JSON else _progress, parallel=parallel)
+    except Refused as exc:
+        for reason in exc.reasons:
+            err_console.print(Text("refused: ", style="bold red") + Text(reason))
+        raise typer.Exit(int(Exit.INVALID)) from None
+    if resume and not outcome.resumed:
+        err_console.print("nothing to resume: started a new run")
+    if output == OutputFormat.JSON:
+        print_json(_summary(outcome))
+    else:
+        _render(outcome)
+    raise typer.Exit(int(_exit_code(outcome)))
+
+
+@app.command("rollback")
+def rollback_cmd(
+    plan_path: Path = typer.Argument(..., help="The plan whose starting stack the hosts go back to."),
+    host: list[str] = typer.Option([], "--host", help="A host (repeat for several)."),
+    wave: str | None = typer.Option(None, "--wave", help="Every host of this wave."),
+    all_hosts: bool = typer.Option(False, "--all", help="Every host the plan upgrades."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask (CI)."),
+    output: OutputFormat = typer.Option(OutputFormat.TABLE, "--output"),
+    inventory: Path | None = typer.Option(None, "-i", "--inventory", help="Override the plan's inventory."),
+    state: Path | None = typer.Option(None, "--state-dir", help=STATE_HELP),
+) -> None:
+    """Roll hosts back by hand to the stack the plan started from (drain, downgrade, verify, uncordon)."""
+    plan = load_plan(plan_path)
+    chosen = list(host)
+    if wave:
+        match = [w for w in plan.waves if w.name == wave]
+        if not match:
+            raise Refused([f"no wave {wave!r} in {plan_path}"])
+        chosen += list(match[0].hosts)
+    if all_hosts:
+        chosen += [h.name for h in plan.hosts if h.action == "upgrade"]
+    unknown = [h for h in chosen if h not in {p.name for p in plan.hosts}]
+    if unknown or not chosen:
+        raise Refused([f"{', '.join(unknown)}: not in {plan_path}" if unknown else "say --host, --wave or --all"])
+    try:
+        _confirm(yes, f"roll back {', '.join(sorted(set(chosen)))}")
+        outcome = rollback(plan, sorted(set(chosen)), inventory=inventory, state=state,
+                           notify=None if output == OutputFormat.JSON else _progress)
+    except Refused as exc:
+        for reason in exc.reasons:
+            err_console.print(Text("refused: ", style="bold red") + Text(reason))
+        raise typer.Exit(int(Exit.INVALID)) from None
+    if output == OutputFormat.JSON:
+        print_json(_summary(outcome))
+    else:
+        _render(outcome)
+    raise typer.Exit(int(_exit_code(outcome)))
+
+
+@app.command("status")
+def status_cmd(
+    run: str | None = typer.Argument(None, help="Run id (default: the latest)."),
+    output: OutputFormat = typer.Option(OutputFormat.TABLE, "--output"),
+    state: Path | None = typer.Option(None, "--state-dir", help=STATE_HELP),
+) -> None:
+    """Show a run per wave and host from the journal: state, reason, last step."""
+    path = state_dir(state) / "journal.db"
+    if not path.exists():
+        raise Refused([f"{path}: no journal yet (nothing applied here)"])
+    with Journal(path) as journal:
+        record = journal.run(run) if run else journal.latest_run()
+        if record is None:
+            raise Refused([f"{path}: no runs"])
+        hosts = journal.host_states(record.id)
+        last: dict[str, str] = {}
+        for event in journal.events(record.id):
+            if event.host and event.kind in ("step_start", "step_end", "rollback_step"):
+                last[event.host] = f"{event.step} {event.status or 'started'}"
+    if output == OutputFormat.JSON:
+        print_json({"run": record.model_dump(mode="json"),
+                    "hosts": {h: {**r.model_dump(mode="json", exclude={"stack_before"}), "last_step": last.get(h)}
+                              for h, r in hosts.items()}})
+        return
+    table = Table(title=f"run {record.id} ({record.status}, started {record.started_at})", title_justify="left")
+    for column in ("wave", "host", "state", "last step", "reason"):
+        table.add_column(column)
+    for name, r in sorted(hosts.items(), key=lambda kv: (kv[1].wave, kv[0])):
+        table.add_row(r.wave, name, Text(r.state.value, style=STYLE.get(r.state.value, "")), last.get(name, ""),
+                      r.reason)
+    console.print(table)
