@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.lab.conftest import lab  # noqa: F401
 from tests.support.sshd import Sshd, sshd_available, start_sshd, stop_sshd
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -75,7 +75,7 @@ def _matches(pod: dict[str, Any], query: dict[str, list[str]]) -> bool:
 
 def _handler(api: FakeApi) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class names it so
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
         def _send(self, code: int, body: Any) -> None:

@@ -1,0 +1,225 @@
+"""Entry playbooks on the lab fleet through the executor's path (``run_playbook``): the extra-vars contract,
+the set_stats results, idempotence, rollback, gates with injected faults, and the Slurm and bare-host drains.
+
+Each test uses its own hosts (molecule uses gpu-h100-04 and gpu-v100-01) and clears its faults in ``finally``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from orchestrator.ansible_adapter import PlaybookResult, run_playbook
+from orchestrator.gates.models import gate_result, stats
+from orchestrator.gates.stragglers import judge_wave
+from orchestrator.lab import slurm
+from orchestrator.lab.faults import Fault
+from tests.lab.conftest import LabHandle
+
+pytestmark = pytest.mark.lab
+
+
+def play(lab: LabHandle, playbook: str, host: str, **extra: Any) -> PlaybookResult:
+    return run_playbook(playbook, lab.inventory, limit=host, extravars=extra)
+
+
+def changed(result: PlaybookResult) -> list[str]:
+    return [t.task for t in result.tasks if t.changed]
+
+
+def selections(lab: LabHandle, host: str) -> dict[str, str]:
+    out = lab.ssh(host, "dpkg --get-selections").stdout
+    return {p[0]: p[1] for p in (line.split() for line in out.splitlines()) if len(p) == 2}
+
+
+def test_upgrade_and_rollback_a_library(lab: LabHandle) -> None:
+    host = "gpu-a100-01"
+    up = play(lab, "upgrade_host.yml", host, upgrade_component="nccl", upgrade_version="2.26.2-1+cuda12.8")
+    assert up.status == "successful", up.host_messages(host)
+    report = stats(up, host, "gpu_upgrade")
+    assert report is not None
+    assert {k: report[k] for k in ("component", "name", "version", "changed", "direction")} == {
+        "component": "nccl", "name": "libnccl2", "version": "2.26.2-1+cuda12.8", "changed": True,
+        "direction": "upgrade"}
+    assert selections(lab, host)["libnccl2"] == "hold"
+    recorded = json.loads(lab.ssh(host, "cat /var/lib/gpu-fleet-upgrade/installed.json").stdout)
+    assert recorded["libnccl2"] == "2.26.2-1+cuda12.8" and recorded["nvidia-driver-535"] == "535.183.01-0ubuntu1"
+    assert '"linux-";' in lab.ssh(host, "cat /etc/apt/apt.conf.d/51gpu-fleet-upgrade").stdout
+
+    again = play(lab, "upgrade_host.yml", host, upgrade_component="nccl", upgrade_version="2.26.2-1+cuda12.8")
+    assert again.status == "successful" and changed(again) == []
+
+    back = play(lab, "rollback_host.yml", host, upgrade_component="nccl", upgrade_previous="2.18.5-1+cuda12.2")
+    assert back.status == "successful", back.host_messages(host)
+    report = stats(back, host, "gpu_upgrade")
+    assert report is not None and report["direction"] == "rollback"
+    assert report["previous"] == "2.26.2-1+cuda12.8" and report["version"] == "2.18.5-1+cuda12.2"
+    assert lab.ssh(host, "dpkg-query -W -f '${Version}' libnccl2").stdout == "2.18.5-1+cuda12.2"
+    assert selections(lab, host)["libnccl2"] == "hold"
+
+
+def test_bad_extra_vars_and_a_failed_install_are_results(lab: LabHandle) -> None:
+    host = "gpu-a100-01"
+    missing = play(lab, "upgrade_host.yml", host, upgrade_component="nccl")
+    assert missing.status == "failed" and "upgrade_version" in " ".join(missing.host_messages(host))
+    lab.lab.inject(host, Fault.INSTALL_FAILS, packages=("nvidia-container-toolkit",))
+    try:
+        bad = play(lab, "upgrade_host.yml", host, upgrade_component="container_toolkit", upgrade_version="1.17.8-1")
+        assert bad.status == "failed"
+        assert stats(bad, host, "gpu_upgrade") is None
+        assert lab.ssh(host, "dpkg-query -W -f '${Version}' nvidia-container-toolkit").stdout == "1.14.6-1"
+    finally:
+        lab.lab.clear(host, Fault.INSTALL_FAILS)
+
+
+def test_driver_upgrade_reboots_verifies_and_rolls_back(lab: LabHandle) -> None:
+    host = "gpu-h100-01"
+    boot = lab.boot_id(host)
+    up = play(lab, "upgrade_host.yml", host, upgrade_component="driver", upgrade_version="580.95.05-0ubuntu1",
+              upgrade_kernel_module="open")
+    assert up.status == "successful", up.host_messages(host)
+    report = stats(up, host, "gpu_upgrade")
+    assert report is not None
+    assert {k: report[k] for k in ("package", "previous", "removed", "flavor", "rebooted", "verified")} == {
+        "package": "nvidia-driver-580-open", "previous": "535.183.01-0ubuntu1", "removed": ["nvidia-driver-535"],
+        "flavor": "open", "rebooted": True, "verified": True}
+    assert lab.boot_id(host) != boot
+    sel = selections(lab, host)
+    assert sel["nvidia-driver-580-open"] == "hold" and sel["nvidia-fabricmanager-580"] == "hold"
+
+    gate = play(lab, "validate.yml", host, gate_level=1, gate_expect_driver="580.95.05-0ubuntu1",
+                gate_expect_packages={"nvidia-driver-580-open": "580.95.05-0ubuntu1",
+                                      "nvidia-fabricmanager-580": "580.95.05-1"})
+    result = gate_result(gate, host)
+    assert gate.status == "successful" and result is not None and result.passed, result
+    assert result.versions is not None and result.versions.driver_found == ["580.95.05"]
+    assert len(result.health) == 8 and result.health[0].clock_event_reasons == ["gpu_idle"]
+
+    boot = lab.boot_id(host)
+    again = play(lab, "upgrade_host.yml", host, upgrade_component="driver", upgrade_version="580.95.05-0ubuntu1",
+                 upgrade_kernel_module="open")
+    assert again.status == "successful" and changed(again) == [] and lab.boot_id(host) == boot
+
+    back = play(lab, "rollback_host.yml", host, upgrade_component="driver", upgrade_previous="535.183.01-0ubuntu1",
+                upgrade_previous_kernel_module="proprietary")
+    assert back.status == "successful", back.host_messages(host)
+    smi = lab.ssh(host, "nvidia-smi --query-gpu=driver_version --format=csv,noheader")
+    assert smi.stdout.split()[0] == "535.183.01"
+    sel = selections(lab, host)
+    assert sel["nvidia-driver-535"] == "hold" and sel["nvidia-fabricmanager-535"] == "hold"
+    assert "nvidia-driver-580-open" not in sel
+
+
+def test_gates_report_failures_and_the_straggler_figure(lab: LabHandle) -> None:
+    host = "gpu-a100-01"
+    ok = play(lab, "validate.yml", host, gate_level=2, gate_expect_driver="535.183.01")
+    good = gate_result(ok, host)
+    assert ok.status == "successful" and good is not None and good.passed
+    assert good.figures == {"pcie_h2d_gbps": 25.0} and good.diag is not None and good.diag.dcgm_version == "3.3.9"
+    lab.lab.inject(host, Fault.DIAG_FAILS, gpu=1)
+    lab.lab.inject(host, Fault.GPU_SLOW, factor=0.4)
+    try:
+        bad = play(lab, "validate.yml", host, gate_level=2, gate_expect_driver="580.95.05")
+        assert bad.status == "failed"
+        result = gate_result(bad, host)
+        assert result is not None and not result.passed
+        assert result.figures["pcie_h2d_gbps"] == pytest.approx(10.0)
+        assert "driver: planned 580.95.05, nvidia-smi reports 535.183.01" in result.problems
+        assert "00000000:18:00.0: clocks slowed by hw_slowdown" in result.problems
+        assert any(p.startswith("dcgmi diag Hardware/memory failed on GPU 1") for p in result.problems)
+        verdicts = judge_wave("pcie_h2d_gbps", {host: result.figures["pcie_h2d_gbps"], "peer-1": 25.0, "peer-2": 24.5},
+                              {host: good.figures["pcie_h2d_gbps"]}, threshold=0.8)
+        assert verdicts[host].straggler and len(verdicts[host].reasons) == 2
+        assert not verdicts["peer-1"].straggler
+    finally:
+        lab.lab.clear(host)
+
+
+def node_state(lab: LabHandle, node: str) -> str:
+    return lab.slurm("sinfo", "-h", "-n", node, "-o", "%T").strip()
+
+
+def test_slurm_drain_waits_for_the_job_then_resumes(lab: LabHandle) -> None:
+    node = "gpu-h100-02"
+    conf = str(slurm.conf_path(lab.lab.paths))
+    lab.lab.inject(node, Fault.BLOCKING_JOB, seconds=5)
+    try:
+        deadline = time.monotonic() + 10
+        while node_state(lab, node) not in ("allocated", "mixed") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        started = time.monotonic()
+        drained = play(lab, "drain.yml", node, slurm_conf=conf, drain_poll_s=1, drain_reason="upgrade wave 1")
+        assert drained.status == "successful", drained.host_messages(node)
+        assert time.monotonic() - started > 2  # it waited for the job
+        assert stats(drained, node, "gpu_drain") == {"scheduler": "slurm", "node": node, "action": "drained",
+                                                     "changed": True, "state": "drained",
+                                                     "detail": "reason upgrade wave 1", "host": node}
+        again = play(lab, "drain.yml", node, slurm_conf=conf, drain_reason="upgrade wave 1")
+        assert changed(again) == []
+        back = play(lab, "uncordon.yml", node, slurm_conf=conf, drain_reason="upgrade wave 1")
+        assert stats(back, node, "gpu_drain")["action"] == "resumed"  # type: ignore[index]
+        assert node_state(lab, node) == "idle"
+    finally:
+        lab.lab.clear(node, Fault.BLOCKING_JOB)
+
+
+def test_slurm_drain_timeout_is_a_failed_result_and_hand_drains_are_left_alone(lab: LabHandle) -> None:
+    node, other = "gpu-h100-02", "gpu-h100-03"
+    conf = str(slurm.conf_path(lab.lab.paths))
+    lab.lab.inject(node, Fault.BLOCKING_JOB, seconds=60)
+    lab.slurm("scontrol", "update", f"nodename={other}", "state=drain", "reason=bad fan")
+    try:
+        time.sleep(1)
+        slow = play(lab, "drain.yml", node, slurm_conf=conf, drain_timeout_s=2, drain_poll_s=1)
+        assert slow.status == "failed"
+        failed = [t.task for t in slow.tasks if t.status == "failed"]
+        assert failed == ["Wait until the node's jobs have finished (DRAINED)"]
+        for playbook in ("drain.yml", "uncordon.yml"):
+            result = play(lab, playbook, other, slurm_conf=conf)
+            assert stats(result, other, "gpu_drain") == {
+                "scheduler": "slurm", "node": other, "action": "left_alone", "state": "IDLE+DRAIN",
+                "detail": "drained by hand: bad fan", "host": other}
+        assert node_state(lab, other) == "drained"
+    finally:
+        lab.lab.clear(node, Fault.BLOCKING_JOB)
+        lab.slurm("scontrol", "update", f"nodename={other}", "state=resume")
+        play(lab, "uncordon.yml", node, slurm_conf=conf)
+
+
+def test_slurm_uncordon_by_reboot_asap(lab: LabHandle) -> None:
+    node = "gpu-h100-02"
+    conf = str(slurm.conf_path(lab.lab.paths))
+    assert play(lab, "drain.yml", node, slurm_conf=conf).status == "successful"
+    boot = lab.boot_id(node)
+    back = play(lab, "uncordon.yml", node, slurm_conf=conf, slurm_reboot_asap=True)
+    assert back.status == "successful", back.host_messages(node)
+    assert stats(back, node, "gpu_drain")["action"] == "rebooted_and_resumed"  # type: ignore[index]
+    assert lab.boot_id(node) not in ("", boot)
+
+
+def test_bare_host_drain_stops_services_and_waits_for_gpu_users(lab: LabHandle) -> None:
+    host = "gpu-a100-01"
+    hold = "setsid sh -c 'exec sleep {s} 3</usr/lib/x86_64-linux-gnu/libcuda.so.1' >/dev/null 2>&1 </dev/null &"
+    lab.ssh(host, hold.format(s=60))
+    try:
+        slow = play(lab, "drain.yml", host, gpu_scheduler="none", drain_timeout_s=2, drain_poll_s=1)
+        assert slow.status == "failed"
+        failed = next(t for t in slow.tasks if t.status == "failed")
+        assert failed.task == "Wait until no process uses a GPU"
+        assert failed.result["processes"][0]["comm"] == "sleep"
+        assert failed.result["processes"][0]["paths"] == ["/usr/lib/x86_64-linux-gnu/libcuda.so.535.183.01"]
+    finally:
+        lab.ssh(host, "pkill -x sleep")
+    lab.ssh(host, hold.format(s=3))
+    drained = play(lab, "drain.yml", host, gpu_scheduler="none", drain_poll_s=1)
+    assert drained.status == "successful", drained.host_messages(host)
+    assert stats(drained, host, "gpu_drain") == {"scheduler": "none", "node": host, "action": "drained",
+                                                 "services_stopped": ["nvidia-dcgm"], "gpu_processes": [],
+                                                 "host": host}
+    assert lab.ssh(host, "/etc/init.d/nvidia-dcgm status").returncode == 3
+    back = play(lab, "uncordon.yml", host, gpu_scheduler="none")
+    assert stats(back, host, "gpu_drain")["services_started"] == ["nvidia-dcgm"]  # type: ignore[index]
+    assert lab.ssh(host, "/etc/init.d/nvidia-dcgm status").returncode == 0
