@@ -66,6 +66,13 @@ def _render(outcome: Outcome) -> None:
         console.print(f"took over a stale lock left by {outcome.stale_lock}")
 
 
+def _extra_vars(pairs: list[str]) -> dict[str, str]:
+    bad = [p for p in pairs if "=" not in p]
+    if bad:
+        raise Refused([f"--extra-var {bad[0]!r}: expected KEY=VALUE"])
+    return dict(p.split("=", 1) for p in pairs)
+
+
 def _confirm(yes: bool, what: str) -> None:
     if yes:
         return
@@ -88,16 +95,18 @@ def apply_cmd(
     state: Path | None = typer.Option(None, "--state-dir", help=STATE_HELP),
     facts: Path | None = typer.Option(None, "--facts", help="Compare with this snapshot instead of asking hosts."),
     now: str | None = typer.Option(None, "--now", help="Judge the maintenance window as of this ISO time."),
+    extra_var: list[str] = typer.Option([], "-e", "--extra-var", help="KEY=VALUE for the playbooks (repeat)."),
 ) -> None:
     """Run waves of a plan with gates, automatic rollback and a crash-safe journal."""
     plan = load_plan(plan_path)
+    extravars = _extra_vars(extra_var)
     when = datetime.fromisoformat(now) if now else None
     if when is not None and when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     try:
         _confirm(yes, f"apply wave {wave} of {plan_path}")
         outcome = apply(plan, plan_path, wave, inventory=inventory, facts=facts, state=state,
-                        ignore_window=ignore_window, now=when,
+                        ignore_window=ignore_window, now=when, extravars=extravars,
                         notify=None if output == OutputFormat.JSON else _progress, parallel=parallel)
     except Refused as exc:
         for reason in exc.reasons:
@@ -122,6 +131,7 @@ def rollback_cmd(
     output: OutputFormat = typer.Option(OutputFormat.TABLE, "--output"),
     inventory: Path | None = typer.Option(None, "-i", "--inventory", help="Override the plan's inventory."),
     state: Path | None = typer.Option(None, "--state-dir", help=STATE_HELP),
+    extra_var: list[str] = typer.Option([], "-e", "--extra-var", help="KEY=VALUE for the playbooks (repeat)."),
 ) -> None:
     """Roll hosts back by hand to the stack the plan started from (drain, downgrade, verify, uncordon)."""
     plan = load_plan(plan_path)
@@ -139,6 +149,7 @@ def rollback_cmd(
     try:
         _confirm(yes, f"roll back {', '.join(sorted(set(chosen)))}")
         outcome = rollback(plan, sorted(set(chosen)), inventory=inventory, state=state,
+                           extravars=_extra_vars(extra_var),
                            notify=None if output == OutputFormat.JSON else _progress)
     except Refused as exc:
         for reason in exc.reasons:

@@ -60,7 +60,8 @@ def _inputs(plan: Plan, inventory: Path | None, facts: Path | None) -> Inputs:
 
 def apply(plan: Plan, plan_path: Path, wave_spec: str, *, inventory: Path | None = None, facts: Path | None = None,
           state: Path | None = None, ignore_window: bool = False, now: datetime | None = None,
-          actions: HostActions | None = None, notify: Notify | None = None, parallel: int | None = None) -> Outcome:
+          actions: HostActions | None = None, notify: Notify | None = None, parallel: int | None = None,
+          extravars: dict[str, str] | None = None) -> Outcome:
     """Run the selected waves of ``plan`` (resuming an interrupted run of the same plan)."""
     directory = state_dir(state)
     with RunLock(directory / "apply.lock", plan=plan.plan_hash[:12], wave=wave_spec) as lock, \
@@ -97,7 +98,7 @@ def apply(plan: Plan, plan_path: Path, wave_spec: str, *, inventory: Path | None
         if actions is None:
             connections = {h.name: h.connection for h in inputs.hosts}
             actions = AnsibleActions(Path(plan.sources.get("inventory", "")) if inventory is None else inventory,
-                                     connections)
+                                     connections, extravars)
         runner = HostRunner(actions, journal, run_id, plan.policy, inputs.knowledge, notify)
         report = Executor(plan, runner, hardware, parallel=parallel).run(waves)
         journal.finish_run(run_id, report.status, {"waves": [w.name for w in report.waves], "reason": report.reason})
@@ -106,7 +107,8 @@ def apply(plan: Plan, plan_path: Path, wave_spec: str, *, inventory: Path | None
 
 
 def rollback(plan: Plan, hosts: list[str], *, inventory: Path | None = None, state: Path | None = None,
-             actions: HostActions | None = None, notify: Notify | None = None) -> Outcome:
+             actions: HostActions | None = None, notify: Notify | None = None,
+             extravars: dict[str, str] | None = None) -> Outcome:
     """Roll the named hosts back to the plan's starting stack, one at a time, in a run of their own."""
     directory = state_dir(state)
     with RunLock(directory / "apply.lock", plan=plan.plan_hash[:12], rollback=",".join(hosts)) as lock, \
@@ -116,7 +118,7 @@ def rollback(plan: Plan, hosts: list[str], *, inventory: Path | None = None, sta
         fleet = {h.name: h for h in inputs.built.fleet.hosts}
         if actions is None:
             actions = AnsibleActions(inventory or Path(plan.sources["inventory"]),
-                                     {h.name: h.connection for h in inputs.hosts})
+                                     {h.name: h.connection for h in inputs.hosts}, extravars)
         runner = HostRunner(actions, journal, run_id, plan.policy, inputs.knowledge, notify)
         for name in hosts:
             host = plan.host(name)
