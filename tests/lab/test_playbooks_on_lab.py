@@ -37,26 +37,26 @@ def selections(lab: LabHandle, host: str) -> dict[str, str]:
 
 def test_upgrade_and_rollback_a_library(lab: LabHandle) -> None:
     host = "gpu-a100-01"
-    up = play(lab, "upgrade_host.yml", host, upgrade_component="nccl", upgrade_version="2.26.2-1+cuda12.8")
+    up = play(lab, "upgrade_host.yml", host, upgrade_component="nccl", upgrade_version="2.21.5-1+cuda12.4")
     assert up.status == "successful", up.host_messages(host)
     report = stats(up, host, "gpu_upgrade")
     assert report is not None
     assert {k: report[k] for k in ("component", "name", "version", "changed", "direction")} == {
-        "component": "nccl", "name": "libnccl2", "version": "2.26.2-1+cuda12.8", "changed": True,
+        "component": "nccl", "name": "libnccl2", "version": "2.21.5-1+cuda12.4", "changed": True,
         "direction": "upgrade"}
     assert selections(lab, host)["libnccl2"] == "hold"
     recorded = json.loads(lab.ssh(host, "cat /var/lib/gpu-fleet-upgrade/installed.json").stdout)
-    assert recorded["libnccl2"] == "2.26.2-1+cuda12.8" and recorded["nvidia-driver-535"] == "535.183.01-0ubuntu1"
+    assert recorded["libnccl2"] == "2.21.5-1+cuda12.4" and recorded["nvidia-driver-535"] == "535.183.01-0ubuntu1"
     assert '"linux-";' in lab.ssh(host, "cat /etc/apt/apt.conf.d/51gpu-fleet-upgrade").stdout
 
-    again = play(lab, "upgrade_host.yml", host, upgrade_component="nccl", upgrade_version="2.26.2-1+cuda12.8")
+    again = play(lab, "upgrade_host.yml", host, upgrade_component="nccl", upgrade_version="2.21.5-1+cuda12.4")
     assert again.status == "successful" and changed(again) == []
 
     back = play(lab, "rollback_host.yml", host, upgrade_component="nccl", upgrade_previous="2.18.5-1+cuda12.2")
     assert back.status == "successful", back.host_messages(host)
     report = stats(back, host, "gpu_upgrade")
     assert report is not None and report["direction"] == "rollback"
-    assert report["previous"] == "2.26.2-1+cuda12.8" and report["version"] == "2.18.5-1+cuda12.2"
+    assert report["previous"] == "2.21.5-1+cuda12.4" and report["version"] == "2.18.5-1+cuda12.2"
     assert lab.ssh(host, "dpkg-query -W -f '${Version}' libnccl2").stdout == "2.18.5-1+cuda12.2"
     assert selections(lab, host)["libnccl2"] == "hold"
 
@@ -172,7 +172,9 @@ def test_slurm_drain_timeout_is_a_failed_result_and_hand_drains_are_left_alone(l
     lab.lab.inject(node, Fault.BLOCKING_JOB, seconds=60)
     lab.slurm("scontrol", "update", f"nodename={other}", "state=drain", "reason=bad fan")
     try:
-        time.sleep(1)
+        deadline = time.monotonic() + 15  # the job must be running, or the drain has nothing to wait for
+        while node_state(lab, node) not in ("allocated", "mixed") and time.monotonic() < deadline:
+            time.sleep(0.2)
         slow = play(lab, "drain.yml", node, slurm_conf=conf, drain_timeout_s=2, drain_poll_s=1)
         assert slow.status == "failed"
         failed = [t.task for t in slow.tasks if t.status == "failed"]
