@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.conftest import lab  # noqa: F401
+from tests.support.lab import lab  # noqa: F401  (the one lab fixture for every test folder)
 from tests.support.sshd import Sshd, sshd_available, start_sshd, stop_sshd
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -38,7 +38,7 @@ class HostActions(Protocol):
     def drain(self, host: str, reason: str, timeout_s: int) -> Outcome: ...
     def change(self, host: str, component: str, version: str, extra: dict[str, Any]) -> Outcome: ...
     def validate(self, host: str, level: int, expected: dict[str, Any]) -> Outcome: ...
-    def uncordon(self, host: str) -> Outcome: ...
+    def uncordon(self, host: str, reason: str) -> Outcome: ...
     def available(self, host: str, package: str) -> list[str]: ...
 
 
@@ -95,8 +95,9 @@ class AnsibleActions:
         return Outcome(ok=outcome.ok, message=outcome.message, status=outcome.status, rc=outcome.rc,
                        unreachable=outcome.unreachable, gate=gate)
 
-    def uncordon(self, host: str) -> Outcome:
-        return _outcome(self._run("uncordon.yml", host, {}), host, "gpu_drain")
+    def uncordon(self, host: str, reason: str) -> Outcome:
+        """Resume a node we drained: the reason must be ours, or the role leaves it alone as a hand drain."""
+        return _outcome(self._run("uncordon.yml", host, {"drain_reason": reason}), host, "gpu_drain")
 
     def available(self, host: str, package: str) -> list[str]:
         from orchestrator.executor.packages import parse_madison

@@ -1,8 +1,9 @@
 """Waves of a plan run one after another; hosts inside a wave start as slots free up.
 
 After a wave: stragglers (a health figure below the policy's share of the host's own baseline or of the
-wave median) are rolled back like any failed host; then the failure budget decides. Past the budget the run
-halts (and, by policy, rolls the whole wave back); within it, the soak time passes before the next wave.
+median of the wave's hosts with the same GPU model) are rolled back like any failed host; then the failure
+budget decides. Past the budget the run halts (and, by policy, rolls the whole wave back); within it, the
+soak time passes before the next wave.
 The failure budget is enforced here and nowhere else.
 """
 
@@ -165,7 +166,13 @@ class Executor:
         if not figures:
             return []
         baselines = {h: self.journal.baseline(h, METRIC) for h in figures}
-        verdicts = judge_wave(METRIC, figures, baselines, self.plan.policy.straggler_threshold)
+        # Peers are hosts with the same GPU model: an A100 on PCIe Gen4 is not slow next to an H100 on Gen5.
+        by_model: dict[str, dict[str, float | None]] = {}
+        for host, value in figures.items():
+            by_model.setdefault(self.plan.host(host).gpu, {})[host] = value
+        verdicts = {}
+        for group in by_model.values():
+            verdicts.update(judge_wave(METRIC, group, baselines, self.plan.policy.straggler_threshold))
         slow = sorted(h for h, v in verdicts.items() if v.straggler and self.runner.state(h) == S.DONE)
         for job in jobs:
             if job.plan.name in slow:

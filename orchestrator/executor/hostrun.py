@@ -79,6 +79,8 @@ class HostRunner:
         self.policy = policy
         self.knowledge = knowledge
         self.notify = notify or (lambda host, what, detail: None)
+        # one drain reason per run: uncordon resumes only nodes drained with it (others are hand drains)
+        self.reason = f"gpu-fleet-upgrade {run_id}"
 
     # ---------------------------------------------------------------- state
 
@@ -104,9 +106,8 @@ class HostRunner:
             return self.rollback(job, self.journal.host_states(self.run_id)[host].reason)
         if current in (S.DONE, S.ROLLED_BACK, S.QUARANTINED, S.SKIPPED):
             return current
-        done = self.journal.completed_steps(self.run_id, host)
         for step in job.plan.steps:
-            if step.id in done:
+            if step.id in self.journal.completed_steps(self.run_id, host):  # one step may finish another's
                 continue
             try:
                 skipped = self._step(job, step)
@@ -159,12 +160,13 @@ class HostRunner:
         if step.kind == StepKind.PRECHECK:
             return self._precheck(job)
         if step.kind in (StepKind.CORDON, StepKind.DRAIN):
-            return self.actions.drain(host, f"gpu-fleet-upgrade {self.run_id}", self.policy.drain.timeout)
+            return self.actions.drain(host, self.reason, self.policy.drain.timeout)
         if step.kind == StepKind.CHANGE:
             assert step.component is not None
             if step.component == "kernel_module":  # moves with the driver package (…-open or not)
                 return Outcome(ok=True, message="with the driver")
-            return self._change(host, step.component, target, reboot=False)
+            reboot_later = any(s.kind == StepKind.REBOOT for s in job.plan.steps)
+            return self._change(host, step.component, target, reboot=False, start=not reboot_later)
         if step.kind == StepKind.REBOOT:
             return self._change(host, "driver", target, reboot=True)
         if step.kind == StepKind.VERIFY:
@@ -178,7 +180,10 @@ class HostRunner:
                                     data={"figures": outcome.gate.figures, "problems": outcome.gate.problems})
             return outcome
         if step.kind == StepKind.UNCORDON:
-            return self.actions.uncordon(host)
+            resumed = self.actions.uncordon(host, self.reason)
+            if resumed.ok and resumed.data.get("action") == "left_alone":
+                return Outcome(ok=False, message=f"not resumed: {resumed.data.get('detail', 'left alone')}")
+            return resumed
         raise AssertionError(f"unknown step kind {step.kind}")
 
     def _precheck(self, job: HostJob) -> Outcome:
@@ -190,7 +195,8 @@ class HostRunner:
             return Outcome(ok=False, message="host changed since the plan was made: " + "; ".join(diff))
         return Outcome(ok=True)
 
-    def _change(self, host: str, component: str, target: SoftwareStack, *, reboot: bool) -> Outcome:
+    def _change(self, host: str, component: str, target: SoftwareStack, *, reboot: bool,
+                start: bool = True) -> Outcome:
         planned = target.component(component)
         if planned is None:
             return Outcome(ok=True, message=f"{component} not managed")
@@ -206,6 +212,9 @@ class HostRunner:
             extra["upgrade_kernel_module"] = str(target.kernel_module or "auto")
         if component == "cudnn":
             extra["upgrade_cudnn_cuda_major"] = str(cudnn_cuda_major(target))
+        if component == "fabric_manager" and not start:
+            # fabric manager refuses to run against the old kernel module; the reboot starts it
+            extra["fabric_manager_start"] = False
         return self.actions.change(host, component, version, extra)
 
     def _verify(self, host: str, target: SoftwareStack) -> Outcome:
@@ -236,8 +245,7 @@ class HostRunner:
         before = SoftwareStack.model_validate(record.stack_before or job.plan.current.model_dump(mode="json"))
         try:
             if in_service:
-                drained = self.actions.drain(host, f"gpu-fleet-upgrade rollback {self.run_id}",
-                                             self.policy.drain.timeout)
+                drained = self.actions.drain(host, self.reason, self.policy.drain.timeout)
                 if not drained.ok:
                     raise StepFailed(None, Outcome(ok=False, message=f"drain: {drained.message}"))
             self._roll_back_to(job, before)
@@ -267,9 +275,11 @@ class HostRunner:
             ctx = CheckContext(pool=job.plan.pool)
             order = OrderFinder(self.knowledge, ctx).order(job.hardware, now, before)
             steps = ordered_steps(step_graph(now, before, order, (), self.policy.estimates))
+            reboot_later = any(s.kind == StepKind.REBOOT for s in steps)
             for step in steps:
                 if step.kind == StepKind.CHANGE and step.component and step.component != "kernel_module":
-                    check(self._change(host, step.component, before, reboot=False), f"rollback {step.component}")
+                    check(self._change(host, step.component, before, reboot=False, start=not reboot_later),
+                          f"rollback {step.component}")
                 elif step.kind == StepKind.REBOOT:
                     check(self._change(host, "driver", before, reboot=True), "rollback reboot")
         elif found.facts.driver.status == DriverStatus.VERSION_MISMATCH and before.driver is not None:
@@ -278,4 +288,4 @@ class HostRunner:
         for gate in self.policy.gates:
             check(self.actions.validate(host, gate_level(gate.value), {"gate_expect_driver": str(before.driver or "")}),
                   f"rollback validate-{gate.value}")
-        check(self.actions.uncordon(host), "rollback uncordon")
+        check(self.actions.uncordon(host, self.reason), "rollback uncordon")

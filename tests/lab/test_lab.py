@@ -11,7 +11,7 @@ import time
 import pytest
 
 from orchestrator.lab.faults import Fault
-from tests.lab.conftest import LabHandle
+from tests.support.lab import LabHandle
 
 pytestmark = pytest.mark.lab
 

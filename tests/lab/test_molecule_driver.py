@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.conftest import LabHandle
+from tests.support.lab import LabHandle
 
 pytestmark = pytest.mark.lab
 ROLE = Path(__file__).resolve().parents[2] / "playbooks" / "roles" / "driver"

@@ -17,7 +17,7 @@ from orchestrator.gates.models import gate_result, stats
 from orchestrator.gates.stragglers import judge_wave
 from orchestrator.lab import slurm
 from orchestrator.lab.faults import Fault
-from tests.lab.conftest import LabHandle
+from tests.support.lab import LabHandle
 
 pytestmark = pytest.mark.lab
 

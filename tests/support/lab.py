@@ -1,5 +1,6 @@
-"""The session-scoped lab fixture: brings the lab up once (building the rootfs on first use, cached on
-disk), hands tests a :class:`LabHandle`, and tears it down at the end, stopping only what it started."""
+"""The one session-scoped lab fixture (registered in tests/conftest.py for every test folder): brings
+the lab up once (building the rootfs on first use, cached on disk), hands tests a :class:`LabHandle`, and
+tears it down at the end, stopping only what it started."""
 
 from __future__ import annotations
 
