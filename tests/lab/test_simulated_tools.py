@@ -16,9 +16,7 @@ from orchestrator.lab.fleet import default_fleet
 from orchestrator.lab.hosts import gpu_json
 from orchestrator.lab.inventory import render
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "real-gpu" / "h100-r580"
-if not FIXTURES.exists():
-    FIXTURES = Path("/work/shared/fixtures/real-gpu/h100-r580")
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "real-gpu" / "h100-r580"  # copied from ../shared
 
 
 @pytest.fixture()
