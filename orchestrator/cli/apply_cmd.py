@@ -155,11 +155,14 @@ def rollback_cmd(
         for reason in exc.reasons:
             err_console.print(Text("refused: ", style="bold red") + Text(reason))
         raise typer.Exit(int(Exit.INVALID)) from None
+    # a rollback asked for by hand that ends healthy is a success; a quarantined host needs a person
+    code = Exit.HALTED if outcome.report.status == "halted" else Exit.OK
+    summary = {**_summary(outcome), "exit_code": int(code)}
     if output == OutputFormat.JSON:
-        print_json(_summary(outcome))
+        print_json(summary)
     else:
         _render(outcome)
-    raise typer.Exit(int(_exit_code(outcome)))
+    raise typer.Exit(int(code))
 
 
 @app.command("status")

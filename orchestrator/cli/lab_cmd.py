@@ -102,7 +102,7 @@ def clear(host: str, kind: Fault | None = typer.Argument(None, help="One fault; 
 
 @lab_app.command("demo")
 def demo(hosts: int = typer.Option(6, "--hosts", "-n", min=1)) -> None:
-    """Bring the lab up if needed, show its facts, then plan its upgrade with plans/lab.yaml."""
+    """Bring the lab up if needed, show its facts, plan its upgrade (plans/lab.yaml), apply the canary wave."""
     lab = Lab()
     if not lab.is_up():
         t0 = time.monotonic()
@@ -113,15 +113,21 @@ def demo(hosts: int = typer.Option(6, "--hosts", "-n", min=1)) -> None:
     inventory = st.inventory or str(DEFAULT_INVENTORY / "hosts.yml")
     desired = Path(__file__).resolve().parents[2] / "plans" / "lab.yaml"
     plan_path = desired.with_name("lab.plan.json")
+    journal = lab.paths.run / "upgrade"  # the lab's run folder: a new lab starts with a new journal
     steps = [["facts", "-i", inventory],
              ["check", "-i", inventory, str(desired)],
-             ["plan", "-i", inventory, str(desired), "-o", str(plan_path)]]
+             ["plan", "-i", inventory, str(desired), "-o", str(plan_path)],
+             ["apply", str(plan_path), "--wave", "canary", "--yes", "--ignore-window", "--state-dir", str(journal)],
+             ["status", "--state-dir", str(journal)]]
     codes = []
     for args in steps:
         console.print(f"\n$ upgrade {' '.join(args)}")
         codes.append(subprocess.run([sys.executable, "-m", "orchestrator", *args], check=False).returncode)
-    console.print(f"\nNext: read the plan ({plan_path}), `upgrade plan ... --output mermaid`, "
-                  "`upgrade lab status`, `upgrade lab fault HOST KIND`, "
+        if args[0] == "plan" and codes[-1] != 0:
+            break
+    console.print(f"\nNext: `upgrade apply {plan_path} --wave next --yes --ignore-window --state-dir {journal}`, "
+                  f"`upgrade status --state-dir {journal}`, `upgrade lab fault HOST KIND` before a wave, "
                   f"`SLURM_CONF={slurm.conf_path(lab.paths)} sinfo`, `upgrade lab down`.")
-    # facts and check exit 1 on warnings (the lab starts on an end-of-life branch); the plan decides the demo
-    raise typer.Exit(2 if codes[-1] >= 2 else 0)
+    # facts and check exit 1 on warnings (the lab starts on an end-of-life branch); plan and apply decide
+    decisive = codes[2:4]
+    raise typer.Exit(max(decisive) if decisive else 2)

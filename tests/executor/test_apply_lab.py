@@ -208,3 +208,20 @@ def test_slurm_drain_waits_for_the_running_job(fresh: LabHandle, tmp_path: Path)
     summary = json.loads(out)
     assert proc.returncode == 0, summary
     assert summary["hosts"][victim]["state"] == "done"
+
+
+def test_rollback_by_hand_returns_an_upgraded_host_to_service_on_its_old_stack(fresh: LabHandle,
+                                                                               tmp_path: Path) -> None:
+    plan_path, plan = make_plan(fresh, tmp_path, DRIVER_ONLY)
+    code, _ = apply(plan_path, tmp_path, "canary")
+    assert code == 0
+    host = canary_host(plan, "inference")
+    assert live_facts(fresh)[host]["driver"]["version"] == "580.95.05"
+    result = upgrade("rollback", str(plan_path), "--host", host, "--yes", "--output", "json",
+                     "--state-dir", str(tmp_path / "state"), *FAST)
+    summary = json.loads(result.stdout)
+    assert result.returncode == 0, summary
+    assert summary["hosts"][host]["state"] == "rolled_back"
+    facts = live_facts(fresh)[host]
+    assert facts["driver"]["version"] == "535.183.01" and facts["driver"]["status"] == "ok"
+    assert node_state(fresh, host) == "idle"
