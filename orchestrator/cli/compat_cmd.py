@@ -12,7 +12,7 @@ from rich.table import Table
 
 from orchestrator.cli.app import app
 from orchestrator.cli.output import Exit, OutputFormat, console, err_console, print_json
-from orchestrator.desired import DesiredState, load_desired
+from orchestrator.desired import DesiredState
 from orchestrator.gpus import resolve_gpu
 from orchestrator.knowledge import (
     CheckContext,
@@ -36,7 +36,10 @@ def _exit_code(found: list[Violation]) -> int:
 
 
 def _load(facts: Path | None) -> Knowledge:
-    k = load_knowledge(facts)
+    return _with_conflicts_shown(load_knowledge(facts))
+
+
+def _with_conflicts_shown(k: Knowledge) -> Knowledge:
     for c in k.conflicts:
         err_console.print(f"[yellow]conflict:[/] {c.describe()}", markup=True)
     return k
@@ -170,15 +173,10 @@ def check_cmd(
     ),
 ) -> None:
     """Check every host's current stack and its target stack. Exit 0 clean, 1 warnings only, 2 any error."""
-    from orchestrator.facts.sources import collect_live, load_snapshot
-    from orchestrator.fleet import build_fleet
-    from orchestrator.inventory import load_inventory
+    from orchestrator.planning import gather
 
-    k = _load(site)
-    desired = load_desired(target)
-    hosts = load_inventory(inventory, limit=limit)
-    snap = load_snapshot(snapshot) if snapshot is not None else collect_live(inventory, hosts, limit=limit)
-    built = build_fleet(hosts, snap)
+    inputs = gather(target, inventory, facts=snapshot, limit=limit, site=site)
+    k, desired, built = _with_conflicts_shown(inputs.knowledge), inputs.desired, inputs.built
     result = check_fleet(k, built.fleet, desired, date.today())
     missing = sorted({h.pool for h in built.fleet.hosts} - set(desired.pools))
     everything = [v for e in result.values() for key in ("current", "target") for v in (e[key] or [])]
