@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from orchestrator.ansible_adapter import HostStatus, PlaybookResult, run_playbook
-from orchestrator.errors import FactsError, HostUnreachable
+from orchestrator.errors import HostUnreachable
 from orchestrator.facts.records import HostFacts
 from orchestrator.facts.sources import now_iso, snapshot_from_run
 from orchestrator.gates.models import GateResult, gate_result, stats
@@ -108,11 +108,3 @@ class AnsibleActions:
             raise HostUnreachable(host, f"apt-cache madison {package} failed: {err.strip()}")
         return parse_madison(out)
 
-
-def stack_problem(facts: HostFacts) -> str | None:
-    """Why a host's facts cannot be trusted for comparison (driver mismatch after a change, ...)."""
-    try:
-        facts.stack()
-    except FactsError as exc:
-        return str(exc)
-    return None
