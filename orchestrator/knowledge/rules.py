@@ -57,7 +57,7 @@ def cuda_verdicts(
             severity=W,
             source=release_src or "orchestrator/knowledge/data/cuda.yaml",
             message=f"{what} CUDA {cuda}: no driver requirement on file for this release",
-            fix="add the release to a site facts file (--facts)",
+            fix="add the release to a site facts file (--site)",
         )
     elif v.runs is Runs.MINOR_COMPAT:
         assert v.floor is not None

@@ -84,7 +84,7 @@ def lifecycle(k: Knowledge, hw: Hardware, s: SoftwareStack, ctx: CheckContext) -
             severity=W,
             source=f"{DATA}/drivers.yaml",
             message=f"no facts on driver branch R{s.driver.major} ({s.driver})",
-            fix="add the branch to a site facts file (--facts)",
+            fix="add the branch to a site facts file (--site)",
         )
         return
     past = b.end_of_life is not None and ctx.now is not None and ctx.now.strftime("%Y-%m") > b.end_of_life
