@@ -22,7 +22,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.ansible_adapter import run_playbook  # noqa: E402
+from orchestrator.adapters.ansible import run_playbook  # noqa: E402
 from orchestrator.lab.lab import Lab  # noqa: E402
 
 DESIRED = {

@@ -15,9 +15,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.desired import DesiredState, PoolTarget, TargetStack, load_desired  # noqa: E402
 from orchestrator.knowledge import load_knowledge  # noqa: E402
-from orchestrator.models import Connection, FailureDomains, Fleet, Host, SoftwareStack  # noqa: E402
+from orchestrator.model.desired import DesiredState, PoolTarget, TargetStack, load_desired  # noqa: E402
+from orchestrator.model.stack import Connection, FailureDomains, Fleet, Host, SoftwareStack  # noqa: E402
 from orchestrator.planner import UnknownHost, build_plan, plan_json  # noqa: E402
 
 BASE = {"driver": "535.183.01", "kernel_module": "proprietary", "cuda": "12.2.2", "cudnn": "8.9.7.29-1+cuda12.2",

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import FactsError
-from orchestrator.facts.collector import (
+from orchestrator.hostside.collector import (
     classify_nvidia_smi_failure,
     collect,
     components_from_packages,
@@ -20,9 +20,9 @@ from orchestrator.facts.collector import (
     parse_proc_driver_version,
     parse_query_gpu_csv,
 )
-from orchestrator.facts.records import DriverStatus, HostFacts, parse_host_facts
-from orchestrator.models import KernelModuleFlavor
-from orchestrator.versions import CudaVersion, DriverVersion, NcclVersion
+from orchestrator.model.facts import DriverStatus, HostFacts, parse_host_facts
+from orchestrator.model.stack import KernelModuleFlavor
+from orchestrator.model.versions import CudaVersion, DriverVersion, NcclVersion
 from tests.support.simhost import SimHost
 
 CAPTURES = Path(__file__).parent / "fixtures" / "real-gpu" / "h100-r580"

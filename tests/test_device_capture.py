@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from orchestrator.facts.records import FactsSnapshot, HostFacts
-from orchestrator.models import KernelModuleFlavor
-from orchestrator.versions import CudaVersion, CudnnVersion, DriverVersion, NcclVersion
+from orchestrator.model.facts import FactsSnapshot, HostFacts
+from orchestrator.model.stack import KernelModuleFlavor
+from orchestrator.model.versions import CudaVersion, CudnnVersion, DriverVersion, NcclVersion
 
 DEVICE = Path(__file__).parent / "fixtures" / "device-h100"
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from orchestrator.drift import fleet_drift, pool_drift
-from orchestrator.models import SoftwareStack
+from orchestrator.model.drift import fleet_drift, pool_drift
+from orchestrator.model.stack import SoftwareStack
 
 
 def stack(driver: str = "535.183.01", nccl: str = "2.18.5-1+cuda12.2") -> SoftwareStack:

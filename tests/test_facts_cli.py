@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from orchestrator.facts.records import FactsSnapshot
+from orchestrator.model.facts import FactsSnapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "inventories" / "example"

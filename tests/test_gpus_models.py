@@ -4,8 +4,8 @@ import pytest
 from pydantic import ValidationError
 
 from orchestrator.errors import UnknownGpuError
-from orchestrator.gpus import ComputeCapability, catalogue, resolve_gpu
-from orchestrator.models import Connection, Fleet, Host
+from orchestrator.model.gpus import ComputeCapability, catalogue, resolve_gpu
+from orchestrator.model.stack import Connection, Fleet, Host
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.adapters.inventory import load_inventory
 from orchestrator.errors import InventoryError
-from orchestrator.inventory import load_inventory
-from orchestrator.models import SchedulerKind
+from orchestrator.model.stack import SchedulerKind
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "inventories" / "example"
 

@@ -4,8 +4,8 @@ import pytest
 from pydantic import ValidationError
 
 from orchestrator.errors import InputError, VersionError
-from orchestrator.models import SoftwareStack
-from orchestrator.versions import (
+from orchestrator.model.stack import SoftwareStack
+from orchestrator.model.versions import (
     ComponentVersion,
     CudaVersion,
     CudnnVersion,

@@ -16,10 +16,10 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.adapters.journal import Journal
+from orchestrator.app.apply import Outcome, Refused, apply, rollback, state_dir
 from orchestrator.cli.app import app
 from orchestrator.cli.output import Exit, OutputFormat, console, err_console, print_json
-from orchestrator.executor.journal import Journal
-from orchestrator.executor.session import Outcome, Refused, apply, rollback, state_dir
 from orchestrator.planner import load_plan
 
 STATE_HELP = "Where the journal and the lock live (default $UPGRADE_STATE_DIR or ./.upgrade)."

@@ -12,8 +12,6 @@ from rich.table import Table
 
 from orchestrator.cli.app import app
 from orchestrator.cli.output import Exit, OutputFormat, console, err_console, print_json
-from orchestrator.desired import DesiredState
-from orchestrator.gpus import resolve_gpu
 from orchestrator.knowledge import (
     CheckContext,
     Hardware,
@@ -25,7 +23,9 @@ from orchestrator.knowledge import (
     load_knowledge,
     worst,
 )
-from orchestrator.models import Fleet, KernelModuleFlavor, SoftwareStack
+from orchestrator.model.desired import DesiredState
+from orchestrator.model.gpus import resolve_gpu
+from orchestrator.model.stack import Fleet, KernelModuleFlavor, SoftwareStack
 
 _SITE_FACTS_HELP = "Site facts file: adds or overrides shipped facts (docs/knowledge.md)."
 
@@ -173,7 +173,7 @@ def check_cmd(
     ),
 ) -> None:
     """Check every host's current stack and its target stack. Exit 0 clean, 1 warnings only, 2 any error."""
-    from orchestrator.planning import gather
+    from orchestrator.app.gather import gather
 
     inputs = gather(target, inventory, facts=snapshot, limit=limit, site=site)
     k, desired, built = _with_conflicts_shown(inputs.knowledge), inputs.desired, inputs.built

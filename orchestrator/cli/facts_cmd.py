@@ -8,14 +8,15 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.adapters.facts import collect_live, collect_local, load_snapshot
+from orchestrator.adapters.inventory import load_inventory
 from orchestrator.cli.app import app
 from orchestrator.cli.output import Exit, OutputFormat, console, print_json
-from orchestrator.drift import PoolDrift, fleet_drift, value_of
 from orchestrator.errors import InputError
-from orchestrator.facts.records import FactsSnapshot, HostFacts
-from orchestrator.facts.sources import collect_live, collect_local, load_snapshot
-from orchestrator.inventory import InventoryHost, load_inventory
-from orchestrator.models import SoftwareStack
+from orchestrator.model.drift import PoolDrift, fleet_drift, value_of
+from orchestrator.model.facts import FactsSnapshot, HostFacts
+from orchestrator.model.inventory import InventoryHost
+from orchestrator.model.stack import SoftwareStack
 
 COLUMNS = [("driver", "driver"), ("kernel_module", "module"), ("cuda", "CUDA"), ("cudnn", "cuDNN"),
            ("nccl", "NCCL"), ("fabric_manager", "fabric mgr"), ("dcgm", "DCGM"),

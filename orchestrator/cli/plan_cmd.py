@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.app.gather import gather, plan_from
 from orchestrator.cli.app import app
 from orchestrator.cli.output import Exit, console, err_console
 from orchestrator.errors import InputError
@@ -22,7 +23,6 @@ from orchestrator.planner import (
     render_dot,
     render_mermaid,
 )
-from orchestrator.planning import gather, plan_from
 
 
 class PlanOutput(StrEnum):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from orchestrator.gpus import GpuModel
 from orchestrator.knowledge.facts import CudaRelease, MinorCompat
 from orchestrator.knowledge.loader import Knowledge
-from orchestrator.versions import CudaVersion, DriverVersion
+from orchestrator.model.gpus import GpuModel
+from orchestrator.model.versions import CudaVersion, DriverVersion
 
 
 class Runs(StrEnum):

@@ -16,7 +16,7 @@ from orchestrator.knowledge import rules_stack  # noqa: F401
 from orchestrator.knowledge.findings import CheckContext, Hardware, Severity, Violation
 from orchestrator.knowledge.loader import Knowledge
 from orchestrator.knowledge.rules import RULES, W
-from orchestrator.models import Host, SoftwareStack
+from orchestrator.model.stack import Host, SoftwareStack
 
 _ORDER = {Severity.ERROR: 0, Severity.WARNING: 1}
 

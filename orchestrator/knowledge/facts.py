@@ -13,9 +13,9 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from orchestrator.gpus import ComputeCapability
-from orchestrator.models import SoftwareStack
-from orchestrator.versions import CudaVersion, CudnnVersion, DriverVersion, NcclVersion
+from orchestrator.model.gpus import ComputeCapability
+from orchestrator.model.stack import SoftwareStack
+from orchestrator.model.versions import CudaVersion, CudnnVersion, DriverVersion, NcclVersion
 
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 

@@ -9,9 +9,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from orchestrator.gpus import GpuModel
-from orchestrator.models import Host
-from orchestrator.versions import CudaVersion
+from orchestrator.model.gpus import GpuModel
+from orchestrator.model.stack import Host
+from orchestrator.model.versions import CudaVersion
 
 _CU_TAG = re.compile(r"\+cu(\d{2,3})$")
 

@@ -13,8 +13,8 @@ from orchestrator.knowledge.cudareq import Runs, driver_runs, is_datacenter, nee
 from orchestrator.knowledge.facts import ModuleNeed
 from orchestrator.knowledge.findings import CheckContext, Hardware, Severity, Violation
 from orchestrator.knowledge.loader import Knowledge
-from orchestrator.models import KernelModuleFlavor, SoftwareStack
-from orchestrator.versions import CudaVersion, DriverVersion
+from orchestrator.model.stack import KernelModuleFlavor, SoftwareStack
+from orchestrator.model.versions import CudaVersion, DriverVersion
 
 E, W = Severity.ERROR, Severity.WARNING
 RuleFn = Callable[[Knowledge, Hardware, SoftwareStack, CheckContext], Iterator[Violation]]

@@ -8,8 +8,8 @@ from orchestrator.knowledge.facts import BranchKind
 from orchestrator.knowledge.findings import CheckContext, Hardware, Violation, Workload
 from orchestrator.knowledge.loader import Knowledge
 from orchestrator.knowledge.rules import E, W, arch_cuda, cuda_verdicts, rule
-from orchestrator.models import COMPONENTS, SoftwareStack
-from orchestrator.versions import CudaVersion
+from orchestrator.model.stack import COMPONENTS, SoftwareStack
+from orchestrator.model.versions import CudaVersion
 
 DATA = "orchestrator/knowledge/data"
 

@@ -15,10 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from orchestrator.desired import DesiredState
-from orchestrator.facts.records import FactsSnapshot
-from orchestrator.inventory import InventoryHost
 from orchestrator.loading import parse_json, read_text, validate
+from orchestrator.model.desired import DesiredState
+from orchestrator.model.facts import FactsSnapshot
+from orchestrator.model.inventory import InventoryHost
 from orchestrator.planner.errors import PlanFileError
 from orchestrator.planner.model import Fingerprints, Plan
 

@@ -15,9 +15,10 @@ import math
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from orchestrator.desired import DesiredState
 from orchestrator.knowledge import CheckContext, Hardware, Knowledge, Severity, Violation, check, check_transition
-from orchestrator.models import Fleet, Host
+from orchestrator.model.desired import DesiredState
+from orchestrator.model.policy import Mixing, PoolRules, RolloutPolicy
+from orchestrator.model.stack import Fleet, Host
 from orchestrator.planner.artifact import seal
 from orchestrator.planner.errors import PlanError
 from orchestrator.planner.mixing import PoolHost, WaveTime, mixed_intervals, pool_notes
@@ -36,7 +37,6 @@ from orchestrator.planner.order import MANAGED, OrderFinder, changed
 from orchestrator.planner.schedule import aware, earliest_fit, iso
 from orchestrator.planner.steps import critical_path_s, ordered_steps, step_graph
 from orchestrator.planner.waves import Mover, PoolLimits, build_waves, pool_limits
-from orchestrator.policy import Mixing, PoolRules, RolloutPolicy
 
 UNKNOWN_FINGERPRINT = "not-given"
 

@@ -13,10 +13,10 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
-from orchestrator.models import SoftwareStack
+from orchestrator.model.policy import MIXABLE, Mixing, PoolRules
+from orchestrator.model.stack import SoftwareStack
 from orchestrator.planner.model import MixedInterval
 from orchestrator.planner.schedule import iso
-from orchestrator.policy import MIXABLE, Mixing, PoolRules
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.models import SoftwareStack
-from orchestrator.policy import PoolRules, RolloutPolicy
+from orchestrator.model.policy import PoolRules, RolloutPolicy
+from orchestrator.model.stack import SoftwareStack
 
 PLAN_SCHEMA_VERSION = 1
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from functools import cache
 
 from orchestrator.knowledge import CheckContext, Hardware, Knowledge, Severity, check
-from orchestrator.models import SoftwareStack
+from orchestrator.model.stack import SoftwareStack
 
 DRIVER_UNIT = ("kernel_module", "driver", "fabric_manager")
 UNITS: tuple[tuple[str, ...], ...] = (DRIVER_UNIT, ("cuda",), ("cudnn",), ("nccl",), ("container_toolkit",),

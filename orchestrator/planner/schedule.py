@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from orchestrator.policy import DAYS, MaintenanceWindow
+from orchestrator.model.policy import DAYS, MaintenanceWindow
 
 SEARCH_DAYS = 15
 

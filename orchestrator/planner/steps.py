@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import networkx as nx
 
-from orchestrator.models import SoftwareStack
+from orchestrator.model.policy import Estimates, Gate
+from orchestrator.model.stack import SoftwareStack
 from orchestrator.planner.model import Step, StepKind
-from orchestrator.policy import Estimates, Gate
 
 # Components whose change replaces the loaded kernel module, so the host must reboot.
 KERNEL_MODULE_COMPONENTS = frozenset({"driver", "kernel_module"})

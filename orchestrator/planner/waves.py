@@ -15,7 +15,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 
-from orchestrator.policy import PoolRules, RolloutPolicy, resolve_limit, resolve_size
+from orchestrator.model.policy import PoolRules, RolloutPolicy, resolve_limit, resolve_size
 
 
 @dataclass(frozen=True)

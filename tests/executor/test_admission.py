@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from orchestrator.executor.admission import Slot, admit
 from orchestrator.planner.waves import PoolLimits
+from orchestrator.run.admission import Slot, admit
 
 LIMITS = {"p": PoolLimits(pool_size=6, max_unavailable=2, out_of_service=0, per_domain={"rack": 1}),
           "q": PoolLimits(pool_size=4, max_unavailable=2, out_of_service=1, per_domain={})}

@@ -71,7 +71,7 @@ def test_no_terminal_and_no_yes_is_refused(plan: Path, tmp_path: Path) -> None:
 def test_a_second_apply_is_refused_while_one_runs(plan: Path, tmp_path: Path) -> None:
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import time
-        from orchestrator.executor.lock import RunLock
+        from orchestrator.adapters.lock import RunLock
         with RunLock({str(tmp_path / 'state' / 'apply.lock')!r}, run_id="run-first"):
             print("locked", flush=True)
             time.sleep(60)

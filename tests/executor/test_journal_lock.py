@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.executor.journal import Journal, JournalError
-from orchestrator.executor.lock import LockHeld, RunLock
-from orchestrator.executor.states import OUT_OF_SERVICE, HostState, IllegalTransition, transition
+from orchestrator.adapters.journal import Journal, JournalError
+from orchestrator.adapters.lock import LockHeld, RunLock
+from orchestrator.run.states import OUT_OF_SERVICE, HostState, IllegalTransition, transition
 
 ROOT = Path(__file__).resolve().parents[2]
 S = HostState
@@ -80,7 +80,7 @@ def test_not_a_journal_is_one_clear_error(tmp_path: Path) -> None:
 
 WRITER = textwrap.dedent("""
     import sys
-    from orchestrator.executor.journal import Journal
+    from orchestrator.adapters.journal import Journal
     j = Journal(sys.argv[1])
     run = j.start_run("h", "p", run_id="run-k")
     print("ready", flush=True)
@@ -106,7 +106,7 @@ def test_kill_9_mid_write_leaves_a_consistent_journal(tmp_path: Path) -> None:
 
 HOLDER = textwrap.dedent("""
     import sys, time
-    from orchestrator.executor.lock import RunLock
+    from orchestrator.adapters.lock import RunLock
     with RunLock(sys.argv[1], run_id="run-a"):
         print("locked", flush=True)
         time.sleep(60)

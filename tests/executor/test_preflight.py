@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.executor.preflight import select_waves, stale_reasons, window_reason
-from orchestrator.facts.records import FactsSnapshot
-from orchestrator.planning import Inputs, gather, plan_from
+from orchestrator.app.gather import Inputs, gather, plan_from
+from orchestrator.model.facts import FactsSnapshot
+from orchestrator.run.preflight import select_waves, stale_reasons, window_reason
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 25, 21, 0, tzinfo=UTC)  # 22:00 in Berlin: inside the example's 20:00-08:00 window

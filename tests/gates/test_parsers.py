@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.gates import parsers as p
+from orchestrator.hostside import gate_parsers as p
 from orchestrator.lab.config import asset
 from orchestrator.lab.fleet import default_fleet
 from orchestrator.lab.hosts import gpu_json

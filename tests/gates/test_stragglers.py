@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.gates.stragglers import judge, judge_wave, wave_median
+from orchestrator.run.stragglers import judge, judge_wave, wave_median
 
 
 def test_slow_host_is_below_both() -> None:

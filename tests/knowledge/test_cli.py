@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
-from orchestrator.desired import DesiredStateError, load_desired, parse_desired
+from orchestrator.model.desired import DesiredStateError, load_desired, parse_desired
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parents[2]
@@ -60,7 +60,7 @@ def test_desired_state_loads_and_rejects_unknown_keys(tmp_path: Path) -> None:
 
 
 def test_target_overlays_current_stack() -> None:
-    from orchestrator.models import SoftwareStack
+    from orchestrator.model.stack import SoftwareStack
 
     desired = load_desired(DATA / "target_example.yaml")
     current = SoftwareStack.model_validate({"driver": "535.183.01", "cudnn": "8.9.7.29", "cuda": "12.2"})

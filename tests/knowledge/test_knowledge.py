@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.gpus import architectures, catalogue, resolve_gpu
 from orchestrator.knowledge import CheckContext, Hardware, KnowledgeError, check, check_transition, load_knowledge
 from orchestrator.knowledge.facts import Sourced
-from orchestrator.models import SoftwareStack
+from orchestrator.model.gpus import architectures, catalogue, resolve_gpu
+from orchestrator.model.stack import SoftwareStack
 
 DATA = Path(__file__).parent / "data"
 

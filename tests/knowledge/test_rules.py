@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.gpus import resolve_gpu
 from orchestrator.knowledge import CheckContext, Hardware, Severity, Workload, check, load_knowledge, rule_ids
-from orchestrator.models import SoftwareStack
+from orchestrator.model.gpus import resolve_gpu
+from orchestrator.model.stack import SoftwareStack
 
 CASES: list[dict[str, Any]] = yaml.safe_load((Path(__file__).parent / "data" / "cases.yaml").read_text())
 KNOWLEDGE = load_knowledge()

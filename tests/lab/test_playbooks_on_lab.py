@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 
-from orchestrator.ansible_adapter import PlaybookResult, run_playbook
-from orchestrator.gates.models import gate_result, stats
-from orchestrator.gates.stragglers import judge_wave
+from orchestrator.adapters.ansible import PlaybookResult, gate_result, run_playbook, stats
 from orchestrator.lab import slurm
 from orchestrator.lab.faults import Fault
+from orchestrator.run.stragglers import judge_wave
 from tests.support.lab import LabHandle
 
 pytestmark = pytest.mark.lab

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from pydantic import Field
 
-from orchestrator.models import Connection, FailureDomains, Fleet, Host, SoftwareStack, StrictModel
+from orchestrator.model.stack import Connection, FailureDomains, Fleet, Host, SoftwareStack, StrictModel
 from orchestrator.planner import UnknownHost
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.desired import load_desired
 from orchestrator.knowledge import load_knowledge
+from orchestrator.model.desired import load_desired
 from orchestrator.planner import (
     PlanFileError,
     build_plan,

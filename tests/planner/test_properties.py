@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchestrator.desired import DesiredState, PoolTarget, TargetStack
 from orchestrator.knowledge import CheckContext, Hardware, Severity, check, load_knowledge
-from orchestrator.models import Connection, FailureDomains, Fleet, Host, SoftwareStack
+from orchestrator.model.desired import DesiredState, PoolTarget, TargetStack
+from orchestrator.model.policy import RolloutPolicy
+from orchestrator.model.stack import Connection, FailureDomains, Fleet, Host, SoftwareStack
 from orchestrator.planner import Plan, PlanError, build_plan, plan_json
-from orchestrator.policy import RolloutPolicy
 
 KNOWLEDGE = load_knowledge()
 NOW = datetime(2026, 12, 1, 9, tzinfo=UTC)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.desired import load_desired
 from orchestrator.knowledge import load_knowledge
+from orchestrator.model.desired import load_desired
+from orchestrator.model.policy import MaintenanceWindow, RolloutPolicy
 from orchestrator.planner import PlanError, build_plan
 from orchestrator.planner.schedule import earliest_fit
-from orchestrator.policy import MaintenanceWindow, RolloutPolicy
 from tests.planner.fixtures import load_fleet
 
 SCENARIOS = Path(__file__).parent / "scenarios"

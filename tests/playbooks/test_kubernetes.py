@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.ansible_adapter import PlaybookResult, run_playbook
-from orchestrator.gates.models import stats
+from orchestrator.adapters.ansible import PlaybookResult, run_playbook
+from orchestrator.adapters.ansible import stats
 from tests.playbooks.k8s_api import FakeApi, serve
 
 NODE = "gpu-node-01"

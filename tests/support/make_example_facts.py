@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.facts.collector import collect
-from orchestrator.facts.records import FactsSnapshot, UnreachableHost, parse_host_facts
-from orchestrator.facts.sources import snapshot_json
+from orchestrator.adapters.facts import snapshot_json
+from orchestrator.hostside.collector import collect
+from orchestrator.model.facts import FactsSnapshot, UnreachableHost, parse_host_facts
 from tests.support.simhost import SimHost
 
 OUT = Path(__file__).resolve().parents[2] / "inventories" / "example" / "facts.json"

@@ -21,7 +21,7 @@ options:
 
 RETURN = r"""
 ansible_facts:
-  description: C(gpu_stack), the collected facts (see orchestrator/facts/records.py HostFacts).
+  description: C(gpu_stack), the collected facts (see orchestrator/model/facts.py HostFacts).
   returned: always
   type: dict
 """

@@ -1,1 +1,1 @@
-../../../../orchestrator/facts/collector.py
+../../../../orchestrator/hostside/collector.py

@@ -12,7 +12,7 @@ description:
   - nvidia-smi health fields (ECC errors, retired pages, remapped rows, clock event reasons, temperature) from
     C(--query-gpu) CSV and C(-q -d PERFORMANCE,CLOCK,ECC,PAGE_RETIREMENT,ROW_REMAPPER).
   - Never fails because of what it finds; C(gate.passed) and C(gate.problems) say what is wrong.
-    Baselines and straggler checks live on the controller (orchestrator.gates.stragglers).
+    Baselines and straggler checks live on the controller (orchestrator.run.stragglers).
 options:
   expect_driver: {description: Driver version every GPU must report ("" skips the check)., type: str, default: ""}
   expect_packages: {description: "Package name -> exact version.", type: dict, default: {}}

@@ -1,1 +1,1 @@
-../../../../orchestrator/gates/parsers.py
+../../../../orchestrator/hostside/gate_parsers.py

@@ -23,9 +23,9 @@ from pydantic import Field
 from orchestrator.errors import InputError
 from orchestrator.knowledge.findings import Workload
 from orchestrator.loading import parse_yaml, read_text, validate
-from orchestrator.models import KernelModuleFlavor, SoftwareStack, StrictModel
-from orchestrator.policy import PoolPolicy, PoolRules, RolloutPolicy
-from orchestrator.versions import ComponentVersion, CudaVersion, CudnnVersion, DriverVersion, NcclVersion
+from orchestrator.model.policy import PoolPolicy, PoolRules, RolloutPolicy
+from orchestrator.model.stack import KernelModuleFlavor, SoftwareStack, StrictModel
+from orchestrator.model.versions import ComponentVersion, CudaVersion, CudnnVersion, DriverVersion, NcclVersion
 
 
 class DesiredStateError(InputError):

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from orchestrator.models import StrictModel
+from orchestrator.model.stack import StrictModel
 
 _PERCENT = re.compile(r"^(\d+(?:\.\d+)?)%$")
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from orchestrator.desired import DesiredState, load_desired
-from orchestrator.facts.records import FactsSnapshot
-from orchestrator.facts.sources import collect_live, load_snapshot
-from orchestrator.fleet import FleetBuild, build_fleet
-from orchestrator.inventory import InventoryHost, load_inventory
+from orchestrator.adapters.facts import collect_live, load_snapshot
+from orchestrator.adapters.inventory import load_inventory
 from orchestrator.knowledge import Knowledge, load_knowledge
+from orchestrator.model.desired import DesiredState, load_desired
+from orchestrator.model.facts import FactsSnapshot
+from orchestrator.model.fleet import FleetBuild, build_fleet
+from orchestrator.model.inventory import InventoryHost
 from orchestrator.planner import Plan, UnknownHost, build_plan, fingerprints
 from orchestrator.planner.artifact import seal
 

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator.errors import UpgradeError
-from orchestrator.executor.states import HostState, transition
+from orchestrator.run.states import HostState, transition
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

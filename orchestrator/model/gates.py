@@ -6,11 +6,7 @@ reads, with ``extra="forbid"`` so that a changed module output fails loudly in t
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict
-
-from orchestrator.ansible_adapter import HostStatus, PlaybookResult
 
 
 class _Model(BaseModel):
@@ -81,23 +77,3 @@ class GateResult(_Model):
     diag: DiagResult | None = None
     health: list[GpuHealth] = []
     figures: dict[str, float] = {}
-
-
-def stats(result: PlaybookResult, host: str, key: str) -> dict[str, Any] | None:
-    """The ``ansible.builtin.set_stats`` data an entry playbook reported for one host under ``key``."""
-    found = None
-    for task in result.tasks:
-        if task.host != host or task.action not in ("ansible.builtin.set_stats", "set_stats"):
-            continue
-        if task.status != HostStatus.OK:
-            continue
-        data = (task.result.get("ansible_stats") or {}).get("data") or {}
-        if isinstance(data.get(key), dict):
-            found = data[key]
-    return found
-
-
-def gate_result(result: PlaybookResult, host: str) -> GateResult | None:
-    """The gate result of ``validate.yml`` for one host, or None when the playbook never got that far."""
-    data = stats(result, host, "gpu_gate")
-    return GateResult.model_validate(data) if data is not None else None

@@ -9,12 +9,12 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from orchestrator.ansible_adapter import HostStatus, PlaybookResult, run_playbook
+from orchestrator.adapters.ansible import HostStatus, PlaybookResult, run_playbook
 from orchestrator.errors import FactsError
-from orchestrator.facts.collector import CommandResult, collect
-from orchestrator.facts.records import FactsSnapshot, HostFacts, UnreachableHost, parse_host_facts
-from orchestrator.inventory import InventoryHost
+from orchestrator.hostside.collector import CommandResult, collect
 from orchestrator.loading import parse_json, read_text, validate
+from orchestrator.model.facts import FactsSnapshot, HostFacts, UnreachableHost, parse_host_facts
+from orchestrator.model.inventory import InventoryHost
 
 COMMAND_TIMEOUT_S = 60
 

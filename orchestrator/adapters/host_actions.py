@@ -10,13 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from orchestrator.ansible_adapter import HostStatus, PlaybookResult, run_playbook
-from orchestrator.errors import HostUnreachable
-from orchestrator.facts.records import HostFacts
-from orchestrator.facts.sources import now_iso, snapshot_from_run
-from orchestrator.gates.models import GateResult, gate_result, stats
-from orchestrator.models import Connection
-from orchestrator.probe import RetryPolicy, SshProbe
+from orchestrator.adapters.ansible import HostStatus, PlaybookResult, gate_result, run_playbook, stats
+from orchestrator.adapters.facts import now_iso, snapshot_from_run
+from orchestrator.model.facts import HostFacts
+from orchestrator.model.gates import GateResult
+from orchestrator.model.stack import Connection
 
 
 @dataclass(frozen=True)
@@ -39,7 +37,6 @@ class HostActions(Protocol):
     def change(self, host: str, component: str, version: str, extra: dict[str, Any]) -> Outcome: ...
     def validate(self, host: str, level: int, expected: dict[str, Any]) -> Outcome: ...
     def uncordon(self, host: str, reason: str) -> Outcome: ...
-    def available(self, host: str, package: str) -> list[str]: ...
 
 
 def _outcome(result: PlaybookResult, host: str, key: str | None) -> Outcome:
@@ -98,13 +95,3 @@ class AnsibleActions:
     def uncordon(self, host: str, reason: str) -> Outcome:
         """Resume a node we drained: the reason must be ours, or the role leaves it alone as a hand drain."""
         return _outcome(self._run("uncordon.yml", host, {"drain_reason": reason}), host, "gpu_drain")
-
-    def available(self, host: str, package: str) -> list[str]:
-        from orchestrator.executor.packages import parse_madison
-
-        with SshProbe(host, self.connections[host], RetryPolicy(attempts=3)) as probe:
-            rc, out, err = probe.run(["apt-cache", "madison", package])
-        if rc != 0:
-            raise HostUnreachable(host, f"apt-cache madison {package} failed: {err.strip()}")
-        return parse_madison(out)
-

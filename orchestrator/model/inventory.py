@@ -6,16 +6,14 @@ Variable names are documented in ``docs/conventions.md``. Unknown ``gpu_*`` vari
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError
 
-from orchestrator.ansible_adapter import list_inventory
 from orchestrator.errors import InventoryError
-from orchestrator.gpus import GpuModel
 from orchestrator.loading import describe_validation
-from orchestrator.models import Connection, FailureDomains, SchedulerKind, SchedulerRef, StrictModel
+from orchestrator.model.gpus import GpuModel
+from orchestrator.model.stack import Connection, FailureDomains, SchedulerKind, SchedulerRef, StrictModel
 
 KNOWN_VARS = {
     "gpu_pool", "gpu_model", "gpu_count", "gpu_rack", "gpu_switch", "gpu_nvlink_domain", "gpu_nvswitch",
@@ -44,35 +42,7 @@ class InventoryHost(StrictModel):
     cordon_reason: str | None = None
 
 
-def load_inventory(path: str | Path, limit: str | None = None) -> list[InventoryHost]:
-    """Every managed host of the inventory (optionally an Ansible ``--limit`` pattern), sorted by name."""
-    data = list_inventory(path, limit=limit)
-    hostvars: dict[str, dict[str, Any]] = data.get("_meta", {}).get("hostvars", {})
-    groups = _groups_by_host(data)
-    names = sorted(set(hostvars) | set(groups))
-    hosts = []
-    for name in names:
-        variables = hostvars.get(name, {})
-        if not _bool(variables.get("gpu_managed", True)):
-            continue
-        hosts.append(_to_host(str(path), name, variables, groups.get(name, [])))
-    if not hosts:
-        raise InventoryError(str(path), "no managed GPU hosts in the inventory" + (f" for --limit {limit!r}"
-                                                                                   if limit else ""))
-    return hosts
-
-
-def _groups_by_host(data: dict[str, Any]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for group, body in data.items():
-        if group == "_meta" or not isinstance(body, dict):
-            continue
-        for host in body.get("hosts", []):
-            out.setdefault(host, []).append(group)
-    return out
-
-
-def _to_host(source: str, name: str, v: dict[str, Any], groups: list[str]) -> InventoryHost:
+def host_from_vars(source: str, name: str, v: dict[str, Any], groups: list[str]) -> InventoryHost:
     where = f"{source}: host {name}"
     unknown = sorted(k for k in v if k.startswith("gpu_") and k not in KNOWN_VARS)
     if unknown:
@@ -101,8 +71,8 @@ def _to_host(source: str, name: str, v: dict[str, Any], groups: list[str]) -> In
             ),
             gpu=v.get("gpu_model"),
             gpu_count=v.get("gpu_count"),
-            nvswitch=_bool(v.get("gpu_nvswitch", False)),
-            cordoned_by_hand=_bool(v.get("gpu_cordoned", False)),
+            nvswitch=inventory_bool(v.get("gpu_nvswitch", False)),
+            cordoned_by_hand=inventory_bool(v.get("gpu_cordoned", False)),
             cordon_reason=_opt_str(v.get("gpu_cordon_reason")),
         )
     except ValidationError as exc:
@@ -117,7 +87,7 @@ def _opt_str(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
-def _bool(value: Any) -> bool:
+def inventory_bool(value: Any) -> bool:
     """INI inventories give strings: accept Ansible's spellings of true and false."""
     if isinstance(value, bool):
         return value

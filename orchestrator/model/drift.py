@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict
 
-from orchestrator.models import COMPONENTS, SoftwareStack
+from orchestrator.model.stack import COMPONENTS, SoftwareStack
 
 ABSENT = "-"
 

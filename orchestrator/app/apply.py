@@ -11,17 +11,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from orchestrator.adapters.host_actions import AnsibleActions, HostActions
+from orchestrator.adapters.journal import Journal
+from orchestrator.adapters.lock import RunLock
+from orchestrator.app.gather import Inputs, gather
 from orchestrator.errors import UpgradeError
-from orchestrator.executor.actions import AnsibleActions, HostActions
-from orchestrator.executor.engine import Executor, RunReport, RunStatus, WaveReport
-from orchestrator.executor.hostrun import HostJob, HostRunner, Notify
-from orchestrator.executor.journal import Journal
-from orchestrator.executor.lock import RunLock
-from orchestrator.executor.preflight import select_waves, stale_reasons, window_reason
-from orchestrator.executor.states import HostState
 from orchestrator.knowledge import Hardware
 from orchestrator.planner import Plan
-from orchestrator.planning import Inputs, gather
+from orchestrator.run.engine import Executor, RunReport, RunStatus, WaveReport
+from orchestrator.run.hostrun import HostJob, HostRunner, Notify
+from orchestrator.run.preflight import select_waves, stale_reasons, window_reason
+from orchestrator.run.states import HostState
 
 STATE_ENV = "UPGRADE_STATE_DIR"
 

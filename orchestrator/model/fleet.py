@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from orchestrator.facts.records import FactsSnapshot, HostFacts
-from orchestrator.gpus import GpuModel
-from orchestrator.inventory import InventoryHost
-from orchestrator.models import Fleet, Host, SoftwareStack
+from orchestrator.model.facts import FactsSnapshot, HostFacts
+from orchestrator.model.gpus import GpuModel
+from orchestrator.model.inventory import InventoryHost
+from orchestrator.model.stack import Fleet, Host, SoftwareStack
 
 
 @dataclass(frozen=True)

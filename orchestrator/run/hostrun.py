@@ -12,18 +12,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.drift import value_of
-from orchestrator.executor.actions import HostActions, Outcome
-from orchestrator.executor.journal import Journal
-from orchestrator.executor.packages import PackageNotFound, cudnn_cuda_major, package_name, pick_version
-from orchestrator.executor.states import HostState
-from orchestrator.facts.records import DriverStatus
+from orchestrator.adapters.host_actions import HostActions, Outcome
+from orchestrator.adapters.journal import Journal
 from orchestrator.knowledge import CheckContext, Hardware, Knowledge
-from orchestrator.models import COMPONENTS, SoftwareStack
+from orchestrator.model.drift import value_of
+from orchestrator.model.facts import DriverStatus
+from orchestrator.model.policy import RolloutPolicy
+from orchestrator.model.stack import COMPONENTS, SoftwareStack
 from orchestrator.planner import HostPlan, Step, StepKind
 from orchestrator.planner.order import OrderFinder, changed
+from orchestrator.planner.packages import PackageNotFound, cudnn_cuda_major, package_name, pick_version
 from orchestrator.planner.steps import ordered_steps, step_graph
-from orchestrator.policy import RolloutPolicy
+from orchestrator.run.states import HostState
 
 S = HostState
 Notify = Callable[[str, str, str], None]  # host, state or step, detail

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from orchestrator.errors import UpgradeError
-from orchestrator.models import KernelModuleFlavor, SoftwareStack
+from orchestrator.model.stack import KernelModuleFlavor, SoftwareStack
 
 _EPOCH = re.compile(r"^\d+:")
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from orchestrator.desired import DesiredState
-from orchestrator.drift import value_of
-from orchestrator.facts.records import FactsSnapshot
-from orchestrator.inventory import InventoryHost
-from orchestrator.models import COMPONENTS
+from orchestrator.model.desired import DesiredState
+from orchestrator.model.drift import value_of
+from orchestrator.model.facts import FactsSnapshot
+from orchestrator.model.inventory import InventoryHost
+from orchestrator.model.stack import COMPONENTS
 from orchestrator.planner import Plan, Wave
 from orchestrator.planner.artifact import fingerprint_desired, fingerprint_inventory
 from orchestrator.planner.schedule import earliest_fit, iso
@@ -41,7 +41,7 @@ def stale_reasons(plan: Plan, inventory: Sequence[InventoryHost], snapshot: Fact
 
 def facts_differences(plan: Plan, snapshot: FactsSnapshot, hosts: set[str] | None = None) -> list[str]:
     """Hosts whose installed stack is neither what the plan assumed nor the plan's target for them."""
-    from orchestrator.executor.hostrun import mismatches
+    from orchestrator.run.hostrun import mismatches
 
     live = snapshot.by_host()
     unreachable = {u.host: u.reason for u in snapshot.unreachable}

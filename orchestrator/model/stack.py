@@ -11,8 +11,8 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from orchestrator.gpus import GpuModel
-from orchestrator.versions import (
+from orchestrator.model.gpus import GpuModel
+from orchestrator.model.versions import (
     ComponentVersion,
     CudaVersion,
     CudnnVersion,

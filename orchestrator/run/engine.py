@@ -15,15 +15,15 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Literal
 
-from orchestrator.executor.admission import Slot, admit
-from orchestrator.executor.hostrun import HostJob, HostRunner
-from orchestrator.executor.journal import Journal
-from orchestrator.executor.states import OUT_OF_SERVICE, TERMINAL, HostState
-from orchestrator.gates.stragglers import judge_wave
+from orchestrator.adapters.journal import Journal
 from orchestrator.knowledge import Hardware
+from orchestrator.model.policy import resolve_size
 from orchestrator.planner import Plan, Wave
 from orchestrator.planner.waves import PoolLimits
-from orchestrator.policy import resolve_size
+from orchestrator.run.admission import Slot, admit
+from orchestrator.run.hostrun import HostJob, HostRunner
+from orchestrator.run.states import OUT_OF_SERVICE, TERMINAL, HostState
+from orchestrator.run.stragglers import judge_wave
 
 S = HostState
 RunStatus = Literal["done", "rolled_back", "halted"]

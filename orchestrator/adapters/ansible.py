@@ -22,6 +22,7 @@ import ansible_runner
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator.errors import AnsibleError, InventoryError
+from orchestrator.model.gates import GateResult
 
 PLAYBOOK_DIR_ENV = "UPGRADE_PLAYBOOKS"
 
@@ -65,7 +66,7 @@ def playbooks_dir() -> Path:
     """Where the playbooks live: ``$UPGRADE_PLAYBOOKS``, the checkout's ``playbooks/``, or the bundled copy."""
     override = os.environ.get(PLAYBOOK_DIR_ENV)
     candidates = [Path(override)] if override else []
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]
     candidates += [package.parent / "playbooks", package / "_bundled" / "playbooks"]
     for candidate in candidates:
         if (candidate / "facts.yml").is_file():
@@ -206,3 +207,23 @@ def _task_result(event: dict[str, Any]) -> TaskResult | None:
         message=message.strip(),
         result=res if isinstance(res, dict) else {},
     )
+
+
+def stats(result: PlaybookResult, host: str, key: str) -> dict[str, Any] | None:
+    """The ``ansible.builtin.set_stats`` data an entry playbook reported for one host under ``key``."""
+    found = None
+    for task in result.tasks:
+        if task.host != host or task.action not in ("ansible.builtin.set_stats", "set_stats"):
+            continue
+        if task.status != HostStatus.OK:
+            continue
+        data = (task.result.get("ansible_stats") or {}).get("data") or {}
+        if isinstance(data.get(key), dict):
+            found = data[key]
+    return found
+
+
+def gate_result(result: PlaybookResult, host: str) -> GateResult | None:
+    """The gate result of ``validate.yml`` for one host, or None when the playbook never got that far."""
+    data = stats(result, host, "gpu_gate")
+    return GateResult.model_validate(data) if data is not None else None

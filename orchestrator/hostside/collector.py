@@ -4,7 +4,7 @@ This file is shipped to hosts as Ansible ``module_utils`` (the ``gpu_facts`` rol
 the standard library only and Python 3.8 syntax. It never raises on a host problem: each one becomes a
 precise entry in ``problems`` and the collector moves on.
 
-The result is a plain dict validated on the controller by ``orchestrator.facts.records.HostFacts``.
+The result is a plain dict validated on the controller by ``orchestrator.model.facts.HostFacts``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ RunCommand = Callable[[List[str]], CommandResult]
 ReadFile = Callable[[str], Optional[str]]
 ListDir = Callable[[str], List[str]]
 ResolveLink = Callable[[str], Optional[str]]
-# A JSON-shaped record; validated on the controller by orchestrator.facts.records.
+# A JSON-shaped record; validated on the controller by orchestrator.model.facts.
 Facts = Dict[str, Any]
 
 SCHEMA_VERSION = 1

@@ -12,10 +12,10 @@ from typing import TypeVar
 from pydantic import Field
 
 from orchestrator.errors import FactsError, InputError, UnknownGpuError
-from orchestrator.gpus import GpuModel, resolve_gpu
 from orchestrator.loading import validate
-from orchestrator.models import KernelModuleFlavor, OsRelease, SoftwareStack, StrictModel
-from orchestrator.versions import (
+from orchestrator.model.gpus import GpuModel, resolve_gpu
+from orchestrator.model.stack import KernelModuleFlavor, OsRelease, SoftwareStack, StrictModel
+from orchestrator.model.versions import (
     ComponentVersion,
     CudaVersion,
     CudnnVersion,

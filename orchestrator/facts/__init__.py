@@ -1,1 +1,0 @@
-"""Facts about each host's GPU stack: collection (on hosts), validation, snapshots."""

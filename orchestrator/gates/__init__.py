@@ -1,1 +1,0 @@
-"""Gate probes: stdlib parsers shipped to hosts (``parsers``), typed results and straggler checks."""

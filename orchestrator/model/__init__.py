@@ -1,0 +1,1 @@
+"""The vocabulary every other part speaks: versions, GPU models, stacks, hosts, fleets, desired state, policy."""

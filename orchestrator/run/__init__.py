@@ -1,0 +1,1 @@
+"""A run's decisions, pure: host and wave state, admission under the limits, failure budget, stragglers."""
