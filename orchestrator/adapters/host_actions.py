@@ -1,97 +1,92 @@
-"""What the executor does to one host, each action one entry playbook run through the ansible-runner adapter.
+"""The host action port and its Ansible implementation: one planned step, one entry playbook run, as planned.
 
-The contract of the playbooks (extra vars in, ``set_stats`` out) is docs/playbooks.md. A failed playbook is
-an :class:`Outcome` with ``ok=False`` and the failing task's message, never an exception.
+``run_step`` runs exactly the step's ``playbook`` with exactly its ``vars`` (plus the site's extra vars, which
+the plan's vars override) and turns the playbook's ``set_stats`` report into data for the decisions: the
+host's reported stack for precheck and verify, gate figures, what the drain did. A failed playbook is a
+:class:`StepOutcome` with ``ok=False`` and the failing task's message, never an exception.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from orchestrator.adapters.ansible import HostStatus, PlaybookResult, gate_result, run_playbook, stats
 from orchestrator.adapters.facts import now_iso, snapshot_from_run
-from orchestrator.model.facts import HostFacts
-from orchestrator.model.gates import GateResult
-from orchestrator.model.stack import Connection
+from orchestrator.planner.model import Step, StepKind
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """One action's result: ok or not, why, and the structured data the playbook reported."""
+class StepOutcome:
+    """One step's result: ok or not, why, whether the host was unreachable, and the data it reported."""
 
     ok: bool
     message: str = ""
-    status: str = "successful"
-    rc: int = 0
     unreachable: bool = False
     data: dict[str, Any] = field(default_factory=dict)
-    facts: HostFacts | None = None
-    gate: GateResult | None = None
 
 
 class HostActions(Protocol):
-    def facts(self, host: str) -> Outcome: ...
-    def drain(self, host: str, reason: str, timeout_s: int) -> Outcome: ...
-    def change(self, host: str, component: str, version: str, extra: dict[str, Any]) -> Outcome: ...
-    def validate(self, host: str, level: int, expected: dict[str, Any]) -> Outcome: ...
-    def uncordon(self, host: str, reason: str) -> Outcome: ...
+    """Runs one planned step on one host."""
+
+    def run_step(self, host: str, step: Step) -> StepOutcome: ...
 
 
-def _outcome(result: PlaybookResult, host: str, key: str | None) -> Outcome:
+def nothing_to_run(step: Step) -> StepOutcome:
+    """A step whose plan names no playbook: fine when the target leaves the component alone, else a failure."""
+    if step.kind == StepKind.CHANGE and step.package and step.build is None:
+        return StepOutcome(ok=False, message=f"no build of {step.package} {step.to_version} was offered by the "
+                                             "host's repositories when the plan was made")
+    return StepOutcome(ok=True, message="nothing to run")
+
+
+def _outcome(result: PlaybookResult, host: str, key: str | None) -> StepOutcome:
     status = result.hosts.get(host)
     data = (stats(result, host, key) or {}) if key else {}
     if status == HostStatus.OK and result.status == "successful":
-        return Outcome(ok=True, status=result.status, rc=result.rc, data=data)
+        return StepOutcome(ok=True, data=data)
     messages = result.host_messages(host)
     message = messages[-1] if messages else f"{result.playbook} ended {result.status} (rc {result.rc})"
-    return Outcome(ok=False, message=message, status=result.status, rc=result.rc,
-                   unreachable=status == HostStatus.UNREACHABLE, data=data)
+    return StepOutcome(ok=False, message=message, unreachable=status == HostStatus.UNREACHABLE, data=data)
 
 
 class AnsibleActions:
-    """Runs the entry playbooks (``playbooks/*.yml``) with ``--limit HOST`` against the inventory."""
+    """Runs the plan's entry playbooks (``playbooks/*.yml``) with ``--limit HOST`` against the inventory."""
 
-    def __init__(self, inventory: Path, connections: dict[str, Connection], extravars: dict[str, Any] | None = None,
+    def __init__(self, inventory: Path, extravars: Mapping[str, Any] | None = None,
                  timeout_s: int | None = None) -> None:
         self.inventory = inventory
-        self.connections = connections
         self.extravars = dict(extravars or {})
         self.timeout_s = timeout_s
 
-    def _run(self, playbook: str, host: str, extravars: dict[str, Any]) -> PlaybookResult:
-        return run_playbook(playbook, self.inventory, limit=host, extravars={**self.extravars, **extravars},
-                            forks=1, timeout=self.timeout_s)
+    def run_step(self, host: str, step: Step) -> StepOutcome:
+        if step.playbook is None:
+            return nothing_to_run(step)
+        result = run_playbook(step.playbook, self.inventory, limit=host, extravars={**self.extravars, **step.vars},
+                              forks=1, timeout=self.timeout_s)
+        if step.playbook == "facts.yml":
+            return self._facts(host, result)
+        if step.playbook == "gate.yml":
+            outcome = _outcome(result, host, None)
+            gate = gate_result(result, host)
+            if gate is None:
+                return outcome
+            data = {"figures": dict(gate.figures), "problems": list(gate.problems)}
+            if not gate.passed:
+                return StepOutcome(ok=False, message="; ".join(gate.problems) or "gate failed", data=data)
+            return StepOutcome(ok=outcome.ok, message=outcome.message, unreachable=outcome.unreachable, data=data)
+        key = {"drain.yml": "gpu_drain", "uncordon.yml": "gpu_drain", "upgrade_host.yml": "gpu_upgrade",
+               "reboot.yml": "gpu_reboot"}.get(step.playbook)
+        return _outcome(result, host, key)
 
-    def facts(self, host: str) -> Outcome:
-        result = self._run("facts.yml", host, {})
+    def _facts(self, host: str, result: PlaybookResult) -> StepOutcome:
         snap = snapshot_from_run(str(self.inventory), [host], result, now_iso())
         if snap.hosts:
-            return Outcome(ok=True, facts=snap.hosts[0])
+            facts = snap.hosts[0]
+            return StepOutcome(ok=True, data={"stack": facts.stack().model_dump(mode="json"),
+                                              "driver_status": facts.driver.status.value,
+                                              "driver_message": facts.driver.message or ""})
         reason = snap.unreachable[0].reason if snap.unreachable else "no facts"
-        return Outcome(ok=False, message=reason, status=result.status, rc=result.rc,
-                       unreachable=reason.startswith("unreachable"))
-
-    def drain(self, host: str, reason: str, timeout_s: int) -> Outcome:
-        return _outcome(self._run("drain.yml", host, {"drain_reason": reason, "drain_timeout_s": timeout_s}),
-                        host, "gpu_drain")
-
-    def change(self, host: str, component: str, version: str, extra: dict[str, Any]) -> Outcome:
-        result = self._run("upgrade_host.yml", host,
-                           {"upgrade_component": component, "upgrade_version": version, **extra})
-        return _outcome(result, host, "gpu_upgrade")
-
-    def validate(self, host: str, level: int, expected: dict[str, Any]) -> Outcome:
-        result = self._run("validate.yml", host, {"gate_level": level, **expected})
-        outcome = _outcome(result, host, None)
-        gate = gate_result(result, host)
-        if gate is not None and not gate.passed:
-            return Outcome(ok=False, message="; ".join(gate.problems) or "gate failed", status=result.status,
-                           rc=result.rc, gate=gate)
-        return Outcome(ok=outcome.ok, message=outcome.message, status=outcome.status, rc=outcome.rc,
-                       unreachable=outcome.unreachable, gate=gate)
-
-    def uncordon(self, host: str, reason: str) -> Outcome:
-        """Resume a node we drained: the reason must be ours, or the role leaves it alone as a hand drain."""
-        return _outcome(self._run("uncordon.yml", host, {"drain_reason": reason}), host, "gpu_drain")
+        return StepOutcome(ok=False, message=reason, unreachable=reason.startswith("unreachable"))

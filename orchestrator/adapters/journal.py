@@ -229,6 +229,11 @@ class Journal:
                        " value = excluded.value, at = excluded.at, run_id = excluded.run_id",
                        (host, metric, value, self.clock(), run_id))
 
+    def baselines(self, metric: str, exclude_run: str | None = None) -> dict[str, float]:
+        """Every host's baseline of ``metric``, leaving out those recorded by ``exclude_run`` (a resumed run)."""
+        rows = self._query("SELECT host, value, run_id FROM baselines WHERE metric = ?", (metric,))
+        return {r[0]: float(r[1]) for r in rows if exclude_run is None or r[2] != exclude_run}
+
     def baseline(self, host: str, metric: str) -> float | None:
         rows = self._query("SELECT value FROM baselines WHERE host = ? AND metric = ?", (host, metric))
         return float(rows[0][0]) if rows else None

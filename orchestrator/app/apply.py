@@ -1,29 +1,31 @@
-"""One apply or rollback invocation: refuse what must be refused, take the lock, open or resume a run.
+"""Apply and roll back a plan: refuse what must be refused, take the lock, open or resume a run, drive it.
 
-Kept out of the CLI so tests and pipelines can drive it; the CLI only prints what it returns.
+Kept out of the CLI so tests and pipelines can drive it; the CLI only prints what it returns. Apply reads the
+plan and acts; it re-gathers today's inputs only to refuse a stale plan, never to decide anything anew.
 """
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from orchestrator.adapters.host_actions import AnsibleActions, HostActions
 from orchestrator.adapters.journal import Journal
 from orchestrator.adapters.lock import RunLock
+from orchestrator.app.execute import Driver, Notify
 from orchestrator.app.gather import Inputs, gather
 from orchestrator.errors import UpgradeError
-from orchestrator.knowledge import Hardware
-from orchestrator.planner import Plan
-from orchestrator.run.engine import Executor, RunReport, RunStatus, WaveReport
-from orchestrator.run.hostrun import HostJob, HostRunner, Notify
+from orchestrator.planner import Plan, Wave
+from orchestrator.run.decide import METRIC, RunContext
 from orchestrator.run.preflight import select_waves, stale_reasons, window_reason
-from orchestrator.run.states import HostState
 
 STATE_ENV = "UPGRADE_STATE_DIR"
+RunStatus = Literal["running", "done", "rolled_back", "halted"]
 
 
 class Refused(UpgradeError):
@@ -42,7 +44,24 @@ def state_dir(override: Path | None = None) -> Path:
 
 
 @dataclass
-class Outcome:
+class WaveReport:
+    name: str
+    status: str
+    failed: list[str] = field(default_factory=list)
+    stragglers: list[str] = field(default_factory=list)
+    reason: str = ""
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    status: RunStatus
+    waves: list[WaveReport]
+    reason: str = ""
+
+
+@dataclass
+class ApplyResult:
     run_id: str
     report: RunReport
     resumed: bool
@@ -58,23 +77,43 @@ def _inputs(plan: Plan, inventory: Path | None, facts: Path | None) -> Inputs:
     return gather(Path(sources["desired"]), inventory or Path(sources["inventory"]), facts=facts, site=site)
 
 
+def _report(journal: Journal, run_id: str, status: RunStatus, reason: str) -> RunReport:
+    waves = [WaveReport(e.wave or "", e.status or "", list(e.data.get("failed", [])),
+                        list(e.data.get("stragglers", [])), str(e.data.get("reason", "")))
+             for e in journal.events(run_id) if e.kind == "wave_end"]
+    return RunReport(run_id, status, waves, reason)
+
+
+def _drive(ctx: RunContext, journal: Journal, run_id: str, port: HostActions, notify: Notify | None,
+           sleep: Callable[[float], None] | None) -> RunReport:
+    driver = Driver(ctx, journal, run_id, port, notify=notify, sleep=sleep or time.sleep)
+    state = driver.run()
+    status: RunStatus = "halted" if state.status == "running" else state.status
+    journal.finish_run(run_id, status, {"waves": [w.name for w in ctx.waves], "reason": state.reason})
+    return _report(journal, run_id, status, state.reason)
+
+
 def apply(plan: Plan, plan_path: Path, wave_spec: str, *, inventory: Path | None = None, facts: Path | None = None,
           state: Path | None = None, ignore_window: bool = False, now: datetime | None = None,
           actions: HostActions | None = None, notify: Notify | None = None, parallel: int | None = None,
-          extravars: dict[str, str] | None = None) -> Outcome:
+          extravars: dict[str, Any] | None = None, sleep: Callable[[float], None] | None = None) -> ApplyResult:
     """Run the selected waves of ``plan`` (resuming an interrupted run of the same plan)."""
     directory = state_dir(state)
     with RunLock(directory / "apply.lock", plan=plan.plan_hash[:12], wave=wave_spec) as lock, \
             Journal(directory / "journal.db") as journal:
         previous = journal.latest_run(plan.plan_hash)
         resumed = previous is not None and previous.status == "running"
-        finished = _finished_waves(journal, plan)
-        try:
-            waves = select_waves(plan, wave_spec, finished)
-        except ValueError as exc:
-            raise Refused([str(exc)]) from None
-        if not waves:
-            raise Refused([f"every wave of the plan is finished ({', '.join(sorted(finished))})"])
+        if resumed and previous is not None:
+            chosen = _run_waves(journal, previous.id)
+            waves = [w for w in plan.waves if w.name in chosen]
+        else:
+            finished = finished_waves(journal, plan)
+            try:
+                waves = select_waves(plan, wave_spec, finished)
+            except ValueError as exc:
+                raise Refused([str(exc)]) from None
+            if not waves:
+                raise Refused([f"every wave of the plan is finished ({', '.join(sorted(finished))})"])
         inputs = _inputs(plan, inventory, facts)
         touched = {h for w in waves for h in w.hosts}
         reasons = stale_reasons(plan, inputs.hosts, inputs.snapshot, inputs.desired, inputs.knowledge.version,
@@ -89,51 +128,50 @@ def apply(plan: Plan, plan_path: Path, wave_spec: str, *, inventory: Path | None
                 reasons.append(closed + " (--ignore-window to run anyway)")
         if reasons:
             raise Refused(reasons)
-        run_id = previous.id if resumed and previous is not None else journal.start_run(plan.plan_hash,
-                                                                                         str(plan_path))
-        if resumed:
+        if resumed and previous is not None:
+            run_id = previous.id
             journal.record(run_id, "run_resumed", data={"waves": [w.name for w in waves]})
-        fleet = {h.name: h for h in inputs.built.fleet.hosts}
-        hardware = {h: Hardware.of(fleet[h]) for h in touched if h in fleet}
-        if actions is None:
-            connections = {h.name: h.connection for h in inputs.hosts}
-            actions = AnsibleActions(Path(plan.sources.get("inventory", "")) if inventory is None else inventory,
-                                     connections, extravars)
-        runner = HostRunner(actions, journal, run_id, plan.policy, inputs.knowledge, notify)
-        report = Executor(plan, runner, hardware, parallel=parallel).run(waves)
-        journal.finish_run(run_id, report.status, {"waves": [w.name for w in report.waves], "reason": report.reason})
+        else:
+            run_id = journal.start_run(plan.plan_hash, str(plan_path))
+            journal.record(run_id, "run_waves", data={"waves": [w.name for w in waves]})
+        port = actions or AnsibleActions(inventory or Path(plan.sources.get("inventory", "")), extravars)
+        ctx = RunContext(plan, tuple(waves), journal.baselines(METRIC, exclude_run=run_id), parallel, ignore_window)
+        report = _drive(ctx, journal, run_id, port, notify, sleep)
         hosts = {h: (r.wave, r.state.value, r.reason) for h, r in journal.host_states(run_id).items()}
-        return Outcome(run_id, report, resumed, lock.stale_holder, hosts)
+        return ApplyResult(run_id, report, resumed, lock.stale_holder, hosts)
 
 
 def rollback(plan: Plan, hosts: list[str], *, inventory: Path | None = None, state: Path | None = None,
              actions: HostActions | None = None, notify: Notify | None = None,
-             extravars: dict[str, str] | None = None) -> Outcome:
-    """Roll the named hosts back to the plan's starting stack, one at a time, in a run of their own."""
+             extravars: dict[str, Any] | None = None, parallel: int | None = 1) -> ApplyResult:
+    """Roll the named hosts back to the plan's starting stack with the plan's rollback steps, in a run of their own."""
     directory = state_dir(state)
+    missing = [h for h in hosts if not any(p.name == h and p.rollback for p in plan.hosts)]
+    if missing:
+        raise Refused([f"{', '.join(missing)}: the plan has no rollback steps for it (not a host it upgrades)"])
     with RunLock(directory / "apply.lock", plan=plan.plan_hash[:12], rollback=",".join(hosts)) as lock, \
             Journal(directory / "journal.db") as journal:
-        inputs = _inputs(plan, inventory, None)
         run_id = journal.start_run(plan.plan_hash, "rollback")
-        fleet = {h.name: h for h in inputs.built.fleet.hosts}
-        if actions is None:
-            actions = AnsibleActions(inventory or Path(plan.sources["inventory"]),
-                                     {h.name: h.connection for h in inputs.hosts}, extravars)
-        runner = HostRunner(actions, journal, run_id, plan.policy, inputs.knowledge, notify)
-        for name in hosts:
-            host = plan.host(name)
-            runner.rollback(HostJob(host, host.wave or "rollback", Hardware.of(fleet[name])), "rollback by hand")
+        wave = Wave(index=0, name="rollback", hosts=tuple(hosts), hosts_by_pool={}, gpus_out=0, gpus_out_by_pool={},
+                    estimate_s=0, soak_s=0, earliest_start="", end="", window_need_s=0, failure_budget=len(hosts))
+        journal.record(run_id, "run_waves", data={"waves": ["rollback"]})
+        port = actions or AnsibleActions(inventory or Path(plan.sources["inventory"]), extravars)
+        ctx = RunContext(plan, (wave,), {}, parallel, True, mode="rollback")
+        report = _drive(ctx, journal, run_id, port, notify, None)
         states = journal.host_states(run_id)
-        status: RunStatus = ("halted" if any(r.state == HostState.QUARANTINED for r in states.values())
-                             else "rolled_back")
-        report = RunReport(run_id, status, [WaveReport("rollback", "passed" if status != "halted" else "halted")])
-        journal.finish_run(run_id, status, {"hosts": hosts})
-        return Outcome(run_id, report, False, lock.stale_holder,
-                       {h: (r.wave, r.state.value, r.reason) for h, r in states.items()})
+        return ApplyResult(run_id, report, False, lock.stale_holder,
+                           {h: (r.wave, r.state.value, r.reason) for h, r in states.items()})
 
 
-def _finished_waves(journal: Journal, plan: Plan) -> set[str]:
-    """Waves that passed their gates in a finished run of this plan."""
+def _run_waves(journal: Journal, run_id: str) -> list[str]:
+    for event in journal.events(run_id):
+        if event.kind == "run_waves":
+            return [str(w) for w in event.data.get("waves", [])]
+    return []
+
+
+def finished_waves(journal: Journal, plan: Plan) -> set[str]:
+    """Waves that passed their gates in a run of this plan."""
     done: set[str] = set()
     for run in journal.runs():
         if run.plan_hash != plan.plan_hash:
@@ -144,4 +182,4 @@ def _finished_waves(journal: Journal, plan: Plan) -> set[str]:
     return done
 
 
-__all__ = ["Outcome", "Refused", "apply", "rollback", "state_dir"]
+__all__ = ["ApplyResult", "Refused", "apply", "finished_waves", "rollback", "state_dir"]

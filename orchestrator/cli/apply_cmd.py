@@ -7,8 +7,8 @@ needs a person (failure budget exceeded, a host quarantined).
 
 from __future__ import annotations
 
+import os
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,15 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator.adapters.journal import Journal
-from orchestrator.app.apply import Outcome, Refused, apply, rollback, state_dir
+from orchestrator.adapters.signing import SignatureError, load_key, signature_path, verify
+from orchestrator.app.apply import ApplyResult, Refused, apply, finished_waves, rollback, state_dir
 from orchestrator.cli.app import app
 from orchestrator.cli.output import Exit, OutputFormat, console, err_console, print_json
-from orchestrator.planner import load_plan
+from orchestrator.cli.plan_cmd import _parse_now
+from orchestrator.loading import read_text
+from orchestrator.planner import Plan, parse_plan
+from orchestrator.planner.errors import PlanFileError
+from orchestrator.run.preflight import select_waves
 
 STATE_HELP = "Where the journal and the lock live (default $UPGRADE_STATE_DIR or ./.upgrade)."
 STYLE = {"done": "green", "rolled_back": "yellow", "quarantined": "bold red", "skipped": "dim", "failed": "red"}
@@ -32,7 +37,7 @@ def _progress(host: str, what: str, detail: str) -> None:
     err_console.print(Text(f"{host:<16} ", style="bold") + Text(what, style=style) + Text(f"  {detail}"))
 
 
-def _exit_code(outcome: Outcome) -> Exit:
+def _exit_code(outcome: ApplyResult) -> Exit:
     states = {s for _, s, _ in outcome.hosts.values()}
     if outcome.report.status == "halted" or "quarantined" in states:
         return Exit.HALTED
@@ -41,7 +46,7 @@ def _exit_code(outcome: Outcome) -> Exit:
     return Exit.OK
 
 
-def _summary(outcome: Outcome) -> dict[str, Any]:
+def _summary(outcome: ApplyResult) -> dict[str, Any]:
     return {
         "run": outcome.run_id, "status": outcome.report.status, "resumed": outcome.resumed,
         "reason": outcome.report.reason, "stale_lock_taken_over": outcome.stale_lock,
@@ -52,7 +57,7 @@ def _summary(outcome: Outcome) -> dict[str, Any]:
     }
 
 
-def _render(outcome: Outcome) -> None:
+def _render(outcome: ApplyResult) -> None:
     table = Table(title=f"run {outcome.run_id}: {outcome.report.status}", title_justify="left")
     for column in ("wave", "host", "state", "reason"):
         table.add_column(column)
@@ -71,6 +76,54 @@ def _extra_vars(pairs: list[str]) -> dict[str, str]:
     if bad:
         raise Refused([f"--extra-var {bad[0]!r}: expected KEY=VALUE"])
     return dict(p.split("=", 1) for p in pairs)
+
+
+VERIFY_ENV = "UPGRADE_VERIFY_KEY"
+
+
+def load_verified(plan_path: Path, verify_key: str | None) -> Plan:
+    """Read the plan; with a key (``--verify`` or $UPGRADE_VERIFY_KEY) its signature must verify first."""
+    text = read_text(plan_path, PlanFileError, "plan")
+    spec = verify_key or (f"env:{VERIFY_ENV}" if os.environ.get(VERIFY_ENV) else None)
+    if spec is not None:
+        sig = signature_path(plan_path)
+        if not sig.is_file():
+            raise SignatureError(str(sig), "no signature file next to the plan (upgrade plan --sign KEY -o PLAN)")
+        verify(text.encode("utf-8"), read_text(sig, SignatureError, "signature"), load_key(spec), str(sig))
+    return parse_plan(text, str(plan_path))
+
+
+def _dry_run(plan: Plan, wave: str, output: OutputFormat, state: Path | None) -> None:
+    """Every step apply would run for the selected waves, as the plan pins it; nothing is touched."""
+    path = state_dir(state) / "journal.db"
+    finished: set[str] = set()
+    if path.exists():
+        with Journal(path) as journal:
+            finished = finished_waves(journal, plan)
+    try:
+        waves = select_waves(plan, wave, finished)
+    except ValueError as exc:
+        raise Refused([str(exc)]) from None
+    doc = {"plan": plan.plan_hash, "waves": [
+        {"name": w.name, "failure_budget": w.failure_budget, "window": w.window, "hosts": [
+            {"host": h, "steps": [{"id": s.id, "kind": s.kind.value, "playbook": s.playbook, "vars": s.vars,
+                                   "package": s.package, "build": s.build} for s in plan.host(h).steps],
+             "rollback": [{"id": s.id, "playbook": s.playbook, "vars": s.vars, "package": s.package,
+                           "build": s.build} for s in plan.host(h).rollback]}
+            for h in w.hosts]} for w in waves]}
+    if output == OutputFormat.JSON:
+        print_json(doc)
+        return
+    for w in waves:
+        console.print(Text(f"{w.name}: {len(w.hosts)} hosts, may fail {w.failure_budget}", style="bold"))
+        for h in w.hosts:
+            console.print(Text(f"  {h}"))
+            for s in plan.host(h).steps:
+                what = s.playbook or "nothing to run"
+                pin = f" {s.package}={s.build}" if s.build else ""
+                variables = " ".join(f"{k}={v}" for k, v in sorted(s.vars.items()))
+                console.print(Text(f"    {s.id:<22} {what}{pin}  {variables}"))
+    console.print(Text("dry run: nothing was touched"))
 
 
 def _confirm(yes: bool, what: str) -> None:
@@ -96,13 +149,18 @@ def apply_cmd(
     facts: Path | None = typer.Option(None, "--facts", help="Compare with this snapshot instead of asking hosts."),
     now: str | None = typer.Option(None, "--now", help="Judge the maintenance window as of this ISO time."),
     extra_var: list[str] = typer.Option([], "-e", "--extra-var", help="KEY=VALUE for the playbooks (repeat)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print every step, playbook and build; touch nothing."),
+    verify_key: str | None = typer.Option(
+        None, "--verify", help="Refuse unless PLAN.sig verifies with this key (a file or env:NAME)."
+    ),
 ) -> None:
     """Run waves of a plan with gates, automatic rollback and a crash-safe journal."""
-    plan = load_plan(plan_path)
+    when = _parse_now(now) if now else None
+    plan = load_verified(plan_path, verify_key)
     extravars = _extra_vars(extra_var)
-    when = datetime.fromisoformat(now) if now else None
-    if when is not None and when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
+    if dry_run:
+        _dry_run(plan, wave, output, state)
+        raise typer.Exit(int(Exit.OK))
     try:
         _confirm(yes, f"apply wave {wave} of {plan_path}")
         outcome = apply(plan, plan_path, wave, inventory=inventory, facts=facts, state=state,
@@ -132,9 +190,10 @@ def rollback_cmd(
     inventory: Path | None = typer.Option(None, "-i", "--inventory", help="Override the plan's inventory."),
     state: Path | None = typer.Option(None, "--state-dir", help=STATE_HELP),
     extra_var: list[str] = typer.Option([], "-e", "--extra-var", help="KEY=VALUE for the playbooks (repeat)."),
+    verify_key: str | None = typer.Option(None, "--verify", help="Refuse unless PLAN.sig verifies with this key."),
 ) -> None:
     """Roll hosts back by hand to the stack the plan started from (drain, downgrade, verify, uncordon)."""
-    plan = load_plan(plan_path)
+    plan = load_verified(plan_path, verify_key)
     chosen = list(host)
     if wave:
         match = [w for w in plan.waves if w.name == wave]

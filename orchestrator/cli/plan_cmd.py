@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.adapters.signing import load_key, sign, signature_path
 from orchestrator.app.gather import gather, plan_from
 from orchestrator.cli.app import app
 from orchestrator.cli.output import Exit, console, err_console
@@ -71,9 +72,13 @@ def plan_cmd(
         False, "--exclude-invalid", help="Leave hosts with an invalid target out (reported) instead of failing."
     ),
     now: str | None = typer.Option(None, "--now", help="Plan as of this ISO time (reproducible plans in CI)."),
+    sign_key: str | None = typer.Option(
+        None, "--sign", help="Sign the plan file (PLAN.sig) with this key: a file or env:NAME (ed25519 PEM or HMAC)."
+    ),
 ) -> None:
     """Plan the rollout: waves, per-host ordered steps, capacity lost, windows. Exit 0 plan made, 2 invalid."""
     when = _parse_now(now)
+    key = load_key(sign_key) if sign_key else None
     inputs = gather(target, inventory, facts=snapshot, limit=limit, site=site)
     built = inputs.built
     try:
@@ -86,6 +91,8 @@ def plan_cmd(
     path = out or Path("plans") / f"{target.stem}.plan.json"
     text = plan_json(plan)
     _write_atomic(path, text)
+    if key is not None:
+        _write_atomic(signature_path(path), sign(text.encode("utf-8"), key))
     for warning in built.warnings:
         err_console.print(Text(f"warning: {warning}", style="yellow"))
     if output == PlanOutput.JSON:
@@ -96,7 +103,8 @@ def plan_cmd(
         console.file.write(render_mermaid(plan))
     else:
         _render(plan)
-        console.print(f"plan written to {path} (hash {plan.plan_hash[:12]})")
+        signed = f", signed with {key.key_id}" if key is not None else ""
+        console.print(f"plan written to {path} (hash {plan.plan_hash[:12]}{signed})")
     raise typer.Exit(int(Exit.OK))
 
 
@@ -113,9 +121,10 @@ def _render(plan: Plan) -> None:
         for name in wave.hosts:
             h = plan.host(name)
             changes = "\n".join(f"{s.component} {s.from_version or '-'} -> {s.to_version or '-'}"
+                                + (f" ({s.package}={s.build})" if s.build else "")
                                 for s in h.steps if s.component)
             order = " | ".join(",".join(g) for g in h.order)
-            table.add_row(name, h.pool, f"{h.gpu_count}x {h.gpu}", changes, order, str(len(h.steps)),
+            table.add_row(name, h.pool, f"{h.gpu_count}x {h.gpu}", Text(changes), order, str(len(h.steps)),
                           _minutes(h.estimate_s))
         console.print(table)
     pools = Table(title="pools", title_justify="left")

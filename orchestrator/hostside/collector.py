@@ -45,6 +45,11 @@ _DPKG_QUERY = [
     "nvidia-*", "cuda-toolkit-*", "cuda-drivers*", "libcudnn*", "cudnn*", "libnccl*", "datacenter-gpu-manager*",
 ]
 _RPM_QUERY = ["rpm", "-qa", "--qf", "%{NAME}\\t%{EPOCH}:%{VERSION}-%{RELEASE}\\tii \\n"]
+# Families of packages whose builds the plan pins: the package index records every build the host's
+# repositories offer for them, so that planning (not apply) picks the exact build.
+INDEX_PREFIXES = ("nvidia-driver-", "nvidia-fabricmanager", "cuda-toolkit-", "libcudnn", "libnccl",
+                  "datacenter-gpu-manager", "nvidia-container-toolkit")
+_DNF_QUERY = ["dnf", "-q", "repoquery", "--qf", "%{name}\\t%{epoch}:%{version}-%{release}\\n"]
 
 
 # ---------------------------------------------------------------- pure parsers
@@ -261,6 +266,7 @@ def collect(run: RunCommand, read: ReadFile, listdir: ListDir, resolve: ResolveL
     facts["held_packages"] = held_packages(pkg_text)
     from_pkgs = components_from_packages(packages)
 
+    facts["package_index"] = _package_index(run, problems)
     facts["driver"] = _collect_driver(run, read, from_pkgs.get("driver"), problems)
     facts["gpus"] = facts["driver"].pop("gpus", [])
     facts["cuda"] = _collect_cuda(run, read, listdir, from_pkgs.get("cuda"))
@@ -273,6 +279,52 @@ def collect(run: RunCommand, read: ReadFile, listdir: ListDir, resolve: ResolveL
         run, ["nvidia-ctk", "--version"], parse_nvidia_ctk_version, from_pkgs.get("container_toolkit"),
         "no nvidia-container-toolkit package and no nvidia-ctk")
     return facts
+
+
+def parse_madison(text: str) -> Dict[str, List[str]]:
+    """``apt-cache madison`` lines (``pkg | 580.95.05-0ubuntu1 | file:/srv/repo ./ Packages``) -> builds."""
+    out: Dict[str, List[str]] = {}
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) >= 3 and parts[0] and parts[1]:
+            builds = out.setdefault(parts[0], [])
+            if parts[1] not in builds:
+                builds.append(parts[1])
+    return out
+
+
+def parse_repoquery(text: str) -> Dict[str, List[str]]:
+    """``dnf repoquery --qf '%{name}\\t%{epoch}:%{version}-%{release}'`` lines -> builds (epoch 0 dropped)."""
+    out: Dict[str, List[str]] = {}
+    for line in text.splitlines():
+        parts = line.strip().split("\t")
+        if len(parts) == 2 and parts[0] and parts[1]:
+            build = parts[1][2:] if parts[1].startswith("0:") else parts[1]
+            builds = out.setdefault(parts[0], [])
+            if build not in builds:
+                builds.append(build)
+    return out
+
+
+def _package_index(run: RunCommand, problems: list[str]) -> Facts:
+    """Every build the host's repositories offer for the GPU stack's package families (apt or dnf)."""
+    rc, out, err = run(["apt-cache", "pkgnames"])
+    if rc != 127:
+        names = sorted(n for n in out.split() if n.startswith(INDEX_PREFIXES))
+        available: Dict[str, List[str]] = {}
+        if names:
+            rc, out, err = run(["apt-cache", "madison", *names])
+            if rc != 0:
+                problems.append("apt-cache madison failed (rc %d): %s" % (rc, _first_line(err)))
+            available = parse_madison(out)
+        return {"manager": "apt", "available": available}
+    rc, out, err = run(_DNF_QUERY + [p + "*" for p in INDEX_PREFIXES])
+    if rc != 127:
+        if rc != 0:
+            problems.append("dnf repoquery failed (rc %d): %s" % (rc, _first_line(err)))
+        return {"manager": "dnf", "available": parse_repoquery(out)}
+    problems.append("neither apt-cache nor dnf found: the builds the repositories offer are unknown")
+    return {"manager": "unknown", "available": {}}
 
 
 def _installed_packages(run: RunCommand, problems: list[str]) -> tuple[str, dict[str, str]]:

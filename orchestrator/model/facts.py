@@ -7,7 +7,7 @@ snapshot fails loudly) and turn them into the fleet vocabulary (:class:`Software
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import Field
 
@@ -77,6 +77,13 @@ class CudaFacts(StrictModel):
     missing: str | None = None
 
 
+class PackageIndex(StrictModel):
+    """What the host's package manager offers: every build of the GPU stack's package families."""
+
+    manager: Literal["apt", "dnf", "unknown"] = "unknown"
+    available: dict[str, list[str]] = {}
+
+
 class HostFacts(StrictModel):
     """Everything collected from one reachable host."""
 
@@ -88,6 +95,7 @@ class HostFacts(StrictModel):
     boot_id: str | None = None
     packages: dict[str, str] = {}
     held_packages: list[str] = []
+    package_index: PackageIndex = PackageIndex()
     driver: DriverFacts
     gpus: list[GpuFacts] = []
     cuda: CudaFacts
@@ -169,6 +177,7 @@ __all__ = [
     "FactsSnapshot",
     "GpuFacts",
     "HostFacts",
+    "PackageIndex",
     "UnreachableHost",
     "parse_host_facts",
 ]

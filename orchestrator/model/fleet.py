@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from orchestrator.model.facts import FactsSnapshot, HostFacts
 from orchestrator.model.gpus import GpuModel
 from orchestrator.model.inventory import InventoryHost
-from orchestrator.model.stack import Fleet, Host, SoftwareStack
+from orchestrator.model.stack import Fleet, Host, HostPackages, SoftwareStack
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,9 @@ def build_fleet(inventory: list[InventoryHost], snapshot: FactsSnapshot) -> Flee
         if gpu is None:
             unknown[inv.name] = "GPU model unknown: no gpu_model in the inventory and nvidia-smi listed no GPU"
             continue
-        hosts.append(_host(inv, gpu, count, host_facts.stack()))
+        packages = HostPackages(manager=host_facts.package_index.manager, installed=host_facts.packages,
+                                available={k: tuple(v) for k, v in host_facts.package_index.available.items()})
+        hosts.append(_host(inv, gpu, count, host_facts.stack(), packages))
     return FleetBuild(fleet=Fleet(hosts=tuple(hosts)), unknown=unknown, warnings=warnings)
 
 
@@ -56,9 +58,10 @@ def _hardware(inv: InventoryHost, facts: HostFacts, warnings: list[str]) -> tupl
     return gpu, count
 
 
-def _host(inv: InventoryHost, gpu: GpuModel | None, count: int, stack: SoftwareStack) -> Host:
+def _host(inv: InventoryHost, gpu: GpuModel | None, count: int, stack: SoftwareStack,
+          packages: HostPackages | None = None) -> Host:
     return Host(
         name=inv.name, connection=inv.connection, pool=inv.pool, domains=inv.domains, scheduler=inv.scheduler,
-        gpu=gpu, gpu_count=count, nvswitch=inv.nvswitch, stack=stack,
+        gpu=gpu, gpu_count=count, nvswitch=inv.nvswitch, stack=stack, packages=packages or HostPackages(),
         cordoned_by_hand=inv.cordoned_by_hand, cordon_reason=inv.cordon_reason,
     )

@@ -68,22 +68,26 @@ def _parse_duration(value: object) -> int:
     raise ValueError(f"{value!r} is not a duration (seconds, or text such as '15m', '1h30m', '2d')")
 
 
-# A count of hosts or a percent of some total ("10%"); resolved by `resolve_size`.
+# A count of hosts or a percent of some total ("10%"); resolved by `resolve`.
 Size = Annotated[int | str, AfterValidator(_check_size)]
 # Seconds; YAML may say 900 or "15m".
 Duration = Annotated[int, BeforeValidator(_parse_duration)]
 
 
-def resolve_size(size: int | str, total: int, *, at_least_one: bool = True) -> int:
-    """A size against a total: counts stay, percents round up (Ansible's ``serial``), at least one host."""
-    n = size if isinstance(size, int) else math.ceil(float(size.rstrip("%")) * total / 100 - 1e-9)
-    return max(n, 1 if at_least_one and total > 0 else 0)
+def resolve(size: int | str, total: int, rounding: Literal["up", "down"]) -> int:
+    """The one resolver of sizes and limits against a total; planner and executor both use it.
 
-
-def resolve_limit(size: int | str, total: int) -> int:
-    """A limit against a total: percents round down (Kubernetes' ``maxUnavailable``), but never below one."""
-    n = size if isinstance(size, int) else math.floor(float(size.rstrip("%")) * total / 100 + 1e-9)
-    return max(n, 1)
+    Zero means zero: ``0`` and ``"0%"`` give 0. A count is taken as given, capped at the total. A percent
+    rounds up (wave and canary sizes, like Ansible's ``serial``) or down (limits and failure budgets, like
+    Kubernetes' ``maxUnavailable``), but a percent above zero of a non-empty total is at least one host.
+    """
+    if isinstance(size, int):
+        return min(size, total)
+    share = float(size.rstrip("%")) * total / 100
+    n = math.ceil(share - 1e-9) if rounding == "up" else math.floor(share + 1e-9)
+    if share > 0 and total > 0:
+        n = max(n, 1)
+    return min(n, total)
 
 
 class Gate(StrEnum):
@@ -213,6 +217,8 @@ class RolloutPolicy(StrictModel):
             raise ValueError("give `waves` or `growth`, not both")
         if self.waves is not None and not self.waves:
             raise ValueError("`waves` needs at least one size")
+        if self.waves is not None and any(resolve(w, 100, "up") == 0 for w in self.waves):
+            raise ValueError("`waves`: a wave size of 0 would never finish; give sizes above zero")
         _check_components(self.mixed_versions)
         return self
 

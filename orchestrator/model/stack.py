@@ -134,6 +134,14 @@ class Connection(StrictModel):
     private_key_file: str | None = None
 
 
+class HostPackages(StrictModel):
+    """The host's package manager, its installed builds and the builds its repositories offer (from facts)."""
+
+    manager: str = "unknown"
+    installed: dict[str, str] = {}
+    available: dict[str, tuple[str, ...]] = {}
+
+
 class Host(StrictModel):
     """One GPU node: identity, placement, hardware and current stack."""
 
@@ -146,6 +154,7 @@ class Host(StrictModel):
     gpu_count: int = Field(ge=0)
     nvswitch: bool = Field(default=False, description="NVSwitch system: fabric manager must match the driver")
     stack: SoftwareStack = SoftwareStack()
+    packages: HostPackages = HostPackages()
     cordoned_by_hand: bool = False
     cordon_reason: str | None = None
 

@@ -7,14 +7,14 @@ are seconds.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from orchestrator.model.policy import PoolRules, RolloutPolicy
 from orchestrator.model.stack import SoftwareStack
 
-PLAN_SCHEMA_VERSION = 1
+PLAN_SCHEMA_VERSION = 2
 
 
 class PlanModel(BaseModel):
@@ -25,17 +25,24 @@ class PlanModel(BaseModel):
 
 class StepKind(StrEnum):
     PRECHECK = "precheck"
-    CORDON = "cordon"
     DRAIN = "drain"
     CHANGE = "change"
     REBOOT = "reboot"
     VERIFY = "verify"
-    VALIDATE = "validate"
+    GATE = "gate"
     UNCORDON = "uncordon"
 
 
+# A playbook variable's value: plain data, passed to Ansible so that it is never templated.
+VarValue = str | int | bool
+
+
 class Step(PlanModel):
-    """One node of a host's step graph; ``needs`` are the ids that must finish first."""
+    """One node of a host's step graph; ``needs`` are the ids that must finish first.
+
+    ``playbook`` and ``vars`` are exactly what apply runs for this step (``None``: nothing runs, e.g. a
+    component the target leaves alone); ``package`` and ``build`` are the pinned package and its exact build.
+    """
 
     id: str
     kind: StepKind
@@ -47,6 +54,10 @@ class Step(PlanModel):
     needs_reboot: bool = False
     estimate_s: int
     needs: tuple[str, ...] = ()
+    package: str | None = None
+    build: str | None = None
+    playbook: str | None = None
+    vars: dict[str, VarValue] = {}
 
 
 class Finding(PlanModel):
@@ -71,6 +82,7 @@ class HostPlan(PlanModel):
     target: SoftwareStack | None = None
     order: tuple[tuple[str, ...], ...] = Field(default=(), description="component groups in install order")
     steps: tuple[Step, ...] = ()
+    rollback: tuple[Step, ...] = Field(default=(), description="back to ``current``, run after a failure")
     estimate_s: int = 0
     findings: tuple[Finding, ...] = ()
 
@@ -89,6 +101,7 @@ class Wave(PlanModel):
     earliest_start: str
     end: str
     window: str | None = None
+    window_need_s: int = Field(description="time the wave must fit in a window: estimate plus soak (apply checks it)")
     failure_budget: int = Field(description="hosts that may fail in this wave before the rollout halts")
 
 
@@ -118,6 +131,7 @@ class PoolPlan(PlanModel):
     max_unavailable: int
     max_per_domain: dict[str, int]
     moves_in_one_wave: bool = False
+    frozen: bool = Field(default=False, description="max_unavailable resolves to 0: no host of the pool is touched")
     rules: PoolRules
     mixed: tuple[MixedInterval, ...] = ()
 
@@ -127,7 +141,7 @@ class Excluded(PlanModel):
 
     host: str
     pool: str
-    kind: Literal["cordoned", "unknown", "invalid-target", "no-target"]
+    kind: Literal["cordoned", "unknown", "invalid-target", "no-target", "frozen", "no-build"]
     reason: str
 
 
@@ -143,7 +157,7 @@ class Fingerprints(PlanModel):
 class Plan(PlanModel):
     """The whole plan; ``plan_hash`` is sha256 over the canonical JSON of everything else."""
 
-    schema_version: Literal[1] = 1
+    schema_version: Literal[2] = 2
     plan_hash: str = ""
     made_at: str
     desired_name: str
@@ -161,9 +175,19 @@ class Plan(PlanModel):
     end: str
     estimate_s: int
     failure_budget_total: int
+    drain_reason: str = Field(description="the reason apply drains with; uncordon resumes only nodes drained with it")
+    _index: dict[str, HostPlan] | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _waves_name_planned_hosts(self) -> Self:
+        upgrading = {h.name for h in self.hosts if h.action == "upgrade"}
+        for wave in self.waves:
+            stray = sorted(set(wave.hosts) - upgrading)
+            if stray:
+                raise ValueError(f"wave {wave.name} names {stray[0]}, which is not a host the plan upgrades")
+        return self
 
     def host(self, name: str) -> HostPlan:
-        for h in self.hosts:
-            if h.name == name:
-                return h
-        raise KeyError(name)
+        if self._index is None:
+            self._index = {h.name: h for h in self.hosts}
+        return self._index[name]

@@ -1,58 +1,47 @@
-"""From a plan's version (``580.95.05``, CUDA ``13.0``) to the exact package version a role pins.
+"""From a plan's version (``580.95.05``, CUDA ``13.0``) to the exact package and build a role pins.
 
-Plans speak upstream versions; the roles pin exact package versions (``580.95.05-0ubuntu1``) so that
-every host gets the same build. The host's own repository answers which builds exist (``apt-cache
-madison``); the newest build whose upstream version matches the plan's is taken. Package names follow
-docs/conventions.md.
+Plans speak upstream versions; the roles pin exact builds (``580.95.05-0ubuntu1``) so that every host gets
+the same one. Planning resolves the build from the builds the host's repositories offer (recorded by fact
+collection as data, see ``HostPackages``); apply never picks one. Builds are ordered by dpkg's rules
+(epoch, upstream, revision; ``~`` sorts before anything), which also order RPM's epoch:version-release.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
-from orchestrator.errors import UpgradeError
 from orchestrator.model.stack import KernelModuleFlavor, SoftwareStack
 
-_EPOCH = re.compile(r"^\d+:")
+_EPOCH = re.compile(r"^(\d+):")
 
 
-class PackageNotFound(UpgradeError):
-    """The host's repositories carry no build of the planned version."""
-
-    def __init__(self, host: str, package: str, version: str, available: list[str]) -> None:
-        super().__init__(host, package, version, available)
-        self.host, self.package, self.version, self.available = host, package, version, available
-
-    def __str__(self) -> str:
-        have = ", ".join(self.available[:6]) or "none"
-        return f"{self.host}: no build of {self.package} {self.version} in its repositories (available: {have})"
-
-
-def package_name(component: str, target: SoftwareStack) -> str:
-    """The package that carries ``component`` at the target stack's version."""
-    if component == "driver":
-        assert target.driver is not None
+def package_name(component: str, target: SoftwareStack) -> str | None:
+    """The package that carries ``component`` at the stack's version; None when the stack lacks it."""
+    if component in ("driver", "kernel_module"):
+        if target.driver is None:
+            return None
         suffix = "-open" if target.kernel_module == KernelModuleFlavor.OPEN else ""
         return f"nvidia-driver-{target.driver.major}{suffix}"
     if component == "fabric_manager":
-        assert target.fabric_manager is not None
-        return f"nvidia-fabricmanager-{target.fabric_manager.major}"
+        return None if target.fabric_manager is None else f"nvidia-fabricmanager-{target.fabric_manager.major}"
     if component == "cuda":
-        assert target.cuda is not None
-        return f"cuda-toolkit-{target.cuda.major}-{target.cuda.minor}"
+        return None if target.cuda is None else f"cuda-toolkit-{target.cuda.major}-{target.cuda.minor}"
     if component == "cudnn":
-        assert target.cudnn is not None
+        if target.cudnn is None:
+            return None
         if target.cudnn.major < 9:
             return f"libcudnn{target.cudnn.major}"
         return f"libcudnn{target.cudnn.major}-cuda-{cudnn_cuda_major(target)}"
     if component == "nccl":
-        return "libnccl2"
+        return None if target.nccl is None else "libnccl2"
     if component == "dcgm":
-        assert target.dcgm is not None
+        if target.dcgm is None:
+            return None
         return "datacenter-gpu-manager-4-core" if target.dcgm.major >= 4 else "datacenter-gpu-manager"
     if component == "container_toolkit":
-        return "nvidia-container-toolkit"
-    raise ValueError(f"no package for component {component!r}")
+        return None if target.container_toolkit is None else "nvidia-container-toolkit"
+    return None
 
 
 def cudnn_cuda_major(target: SoftwareStack) -> int:
@@ -64,35 +53,75 @@ def cudnn_cuda_major(target: SoftwareStack) -> int:
     return 12
 
 
-def parse_madison(text: str) -> list[str]:
-    """``apt-cache madison PKG`` lines (``pkg | 580.95.05-0ubuntu1 | file:/srv/repo ./ Packages``) -> versions."""
-    versions = []
-    for line in text.splitlines():
-        parts = [p.strip() for p in line.split("|")]
-        if len(parts) >= 2 and parts[1] and parts[1] not in versions:
-            versions.append(parts[1])
-    return versions
-
-
-def upstream(package_version: str) -> str:
-    text = _EPOCH.sub("", package_version)
+def upstream(build: str) -> str:
+    """``1:580.95.05-0ubuntu1`` -> ``580.95.05``: the build without epoch and revision."""
+    text = _EPOCH.sub("", build)
     return text.rsplit("-", 1)[0] if "-" in text else text
 
 
-def pick_version(component: str, planned: str, available: list[str]) -> str | None:
-    """The newest available build matching ``planned``; CUDA ``13.0`` matches any ``13.0.x`` update."""
+def _order(c: str) -> int:
+    if c == "~":
+        return -1
+    if c.isalpha():
+        return ord(c)
+    return ord(c) + 256
+
+
+def _compare_part(a: str, b: str) -> int:
+    """dpkg's comparison of one upstream or revision string: non-digit runs, then digit runs, alternating."""
+    while a or b:
+        na = re.match(r"^[^0-9]*", a).group(0)  # type: ignore[union-attr]
+        nb = re.match(r"^[^0-9]*", b).group(0)  # type: ignore[union-attr]
+        for i in range(max(len(na), len(nb))):
+            ca = _order(na[i]) if i < len(na) else 0
+            cb = _order(nb[i]) if i < len(nb) else 0
+            if ca != cb:
+                return -1 if ca < cb else 1
+        a, b = a[len(na):], b[len(nb):]
+        da = re.match(r"^[0-9]*", a).group(0)  # type: ignore[union-attr]
+        db = re.match(r"^[0-9]*", b).group(0)  # type: ignore[union-attr]
+        ia, ib = int(da or 0), int(db or 0)
+        if ia != ib:
+            return -1 if ia < ib else 1
+        a, b = a[len(da):], b[len(db):]
+    return 0
+
+
+def compare_builds(a: str, b: str) -> int:
+    """-1, 0 or 1 as dpkg orders two package versions (``dpkg --compare-versions``)."""
+    def split(v: str) -> tuple[int, str, str]:
+        m = _EPOCH.match(v)
+        epoch = int(m.group(1)) if m else 0
+        rest = v[m.end():] if m else v
+        up, _, rev = rest.rpartition("-") if "-" in rest else (rest, "", "")
+        return epoch, up, rev
+
+    ea, ua, ra = split(a)
+    eb, ub, rb = split(b)
+    if ea != eb:
+        return -1 if ea < eb else 1
+    return _compare_part(ua, ub) or _compare_part(ra, rb)
+
+
+def newest(builds: Iterable[str]) -> str | None:
+    best: str | None = None
+    for b in builds:
+        if best is None or compare_builds(b, best) > 0:
+            best = b
+    return best
+
+
+def matches(component: str, planned: str, build: str) -> bool:
+    """Does ``build`` carry the planned version? CUDA ``13.0`` matches any ``13.0.x`` update."""
     planned_up = upstream(planned).split("+")[0]
+    up = upstream(build).split("+")[0]
+    if component == "cuda" and planned_up.count(".") == 1:
+        return up == planned_up or up.startswith(planned_up + ".")
+    if component == "nccl" and "+cuda" in planned:
+        return build.split("+")[-1] == planned.split("+")[-1] and up == planned_up
+    return up == planned_up or build == planned
 
-    def matches(candidate: str) -> bool:
-        up = upstream(candidate).split("+")[0]
-        if component == "cuda" and planned_up.count(".") == 1:
-            return up == planned_up or up.startswith(planned_up + ".")
-        if component == "nccl" and "+cuda" in planned:
-            return candidate.split("+")[-1] == planned.split("+")[-1] and up == planned_up
-        return up == planned_up or candidate == planned
 
-    def key(candidate: str) -> tuple[int, ...]:
-        return tuple(int(n) for n in re.findall(r"\d+", _EPOCH.sub("", candidate)))
-
-    found = sorted((c for c in available if matches(c)), key=key)
-    return found[-1] if found else None
+def pick_build(component: str, planned: str, available: Iterable[str]) -> str | None:
+    """The newest offered build of the planned version, by dpkg's order; None when none is offered."""
+    return newest(b for b in available if matches(component, planned, b))

@@ -1,16 +1,21 @@
-"""A host's step graph: precheck, cordon, drain, the ordered component changes, reboot, verify, gates, uncordon.
+"""A host's step graph and the exact playbook, package and build of every step: what apply will run.
 
-The graph is a networkx DAG so later work (parallel steps, resume from a failed node) keeps one shape; the
-plan stores it as steps in a stable topological order, each naming the steps it ``needs``.
+Upgrade: precheck, drain (cordon and drain in one playbook), the ordered component changes, reboot, verify,
+gates, uncordon. Rollback: drain (skipped for a host already drained), the changes back to the starting
+stack in the planner's reverse order, reboot, verify, gates, uncordon. The graph is a networkx DAG; the plan
+stores it as steps in a stable topological order, each naming the steps it ``needs``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import networkx as nx
 
 from orchestrator.model.policy import Estimates, Gate
-from orchestrator.model.stack import SoftwareStack
-from orchestrator.planner.model import Step, StepKind
+from orchestrator.model.stack import Host, SoftwareStack
+from orchestrator.planner.model import Step, StepKind, VarValue
+from orchestrator.planner.packages import cudnn_cuda_major, matches, package_name, pick_build, upstream
 
 # Components whose change replaces the loaded kernel module, so the host must reboot.
 KERNEL_MODULE_COMPONENTS = frozenset({"driver", "kernel_module"})
@@ -26,8 +31,11 @@ def step_graph(
     order: tuple[tuple[str, ...], ...],
     gates: tuple[Gate, ...],
     estimates: Estimates,
+    *,
+    prefix: str = "",
+    precheck: bool = True,
 ) -> nx.DiGraph[str]:
-    """The DAG of one host's upgrade; nodes carry a ``step`` attribute, edges mean "runs after"."""
+    """The DAG of one host's change from ``before`` to ``after``; nodes carry a ``step``, edges "runs after"."""
     graph: nx.DiGraph[str] = nx.DiGraph()
     seq = 0
 
@@ -35,30 +43,32 @@ def step_graph(
             **fields: object) -> str:
         nonlocal seq
         seq += 1
-        sid = f"{seq:02d}-{name or kind.value}"
+        sid = f"{prefix}{seq:02d}-{name or kind.value}"
         needs = tuple(prev or ())
         graph.add_node(sid, seq=seq, step=Step(id=sid, kind=kind, estimate_s=estimate, needs=needs, **fields))
         for p in needs:
             graph.add_edge(p, sid)
         return sid
 
-    last = [add(StepKind.PRECHECK, estimates.precheck)]
-    last = [add(StepKind.CORDON, estimates.cordon, prev=last)]
-    last = [add(StepKind.DRAIN, estimates.drain, prev=last)]
+    last = [add(StepKind.PRECHECK, estimates.precheck)] if precheck else []
+    last = [add(StepKind.DRAIN, estimates.cordon + estimates.drain, prev=last)]
+    changing = {c for group in order for c in group}
     reboot = False
     for gi, group in enumerate(order, start=1):
         for component in group:
+            if component == "kernel_module" and "driver" in changing:
+                continue  # the driver package carries the module flavour: one step changes both
+            name = "driver" if component == "kernel_module" else component
             needs_reboot = component in KERNEL_MODULE_COMPONENTS
             reboot = reboot or needs_reboot
-            last = [add(StepKind.CHANGE, int(getattr(estimates, component)), name=component, prev=last,
-                        component=component, from_version=_text(before.component(component)),
-                        to_version=_text(after.component(component)), group=gi, needs_reboot=needs_reboot)]
+            last = [add(StepKind.CHANGE, int(getattr(estimates, component)), name=name, prev=last,
+                        component=name, from_version=_text(before.component(name)),
+                        to_version=_text(after.component(name)), group=gi, needs_reboot=needs_reboot)]
     if reboot:
         last = [add(StepKind.REBOOT, estimates.reboot, prev=last)]
     last = [add(StepKind.VERIFY, estimates.verify, prev=last)]
     for gate in gates:
-        last = [add(StepKind.VALIDATE, estimates.gate(gate), name=f"validate-{gate.value}", prev=last,
-                    gate=gate.value)]
+        last = [add(StepKind.GATE, estimates.gate(gate), name=f"gate-{gate.value}", prev=last, gate=gate.value)]
     add(StepKind.UNCORDON, estimates.uncordon, prev=last)
     return graph
 
@@ -75,3 +85,88 @@ def critical_path_s(steps: tuple[Step, ...]) -> int:
     for s in steps:
         finish[s.id] = s.estimate_s + max((finish[n] for n in s.needs), default=0)
     return max(finish.values(), default=0)
+
+
+def gate_level(gate: str | None) -> int:
+    """``dcgm-r2`` -> 2; other gates run the level-1 checks plus their own."""
+    if gate and gate.startswith("dcgm-r") and gate[6:].isdigit():
+        return int(gate[6:])
+    return 1
+
+
+@dataclass(frozen=True)
+class Pinning:
+    """What pinning a host's steps needs beyond the steps: the host, the stack the steps lead to, the drain."""
+
+    host: Host
+    stack: SoftwareStack
+    drain_reason: str
+    drain_timeout_s: int
+    prefer_installed: bool = False
+
+
+def pin_steps(steps: tuple[Step, ...], pin: Pinning) -> tuple[tuple[Step, ...], list[str]]:
+    """Every step with its playbook, variables, package and exact build; problems name what is missing."""
+    problems: list[str] = []
+    reboot_later = any(s.kind == StepKind.REBOOT for s in steps)
+    out = []
+    for step in steps:
+        update = _playbook(step, pin, reboot_later, problems)
+        out.append(step.model_copy(update=update))
+    return tuple(out), problems
+
+
+def _playbook(step: Step, pin: Pinning, reboot_later: bool, problems: list[str]) -> dict[str, object]:
+    stack = pin.stack
+    driver = str(stack.driver) if stack.driver is not None else ""
+    if step.kind in (StepKind.PRECHECK, StepKind.VERIFY):
+        return {"playbook": "facts.yml", "vars": {}}
+    if step.kind == StepKind.DRAIN:
+        return {"playbook": "drain.yml",
+                "vars": {"drain_reason": pin.drain_reason, "drain_timeout_s": pin.drain_timeout_s}}
+    if step.kind == StepKind.UNCORDON:
+        return {"playbook": "uncordon.yml", "vars": {"drain_reason": pin.drain_reason}}
+    if step.kind == StepKind.GATE:
+        return {"playbook": "gate.yml", "vars": {"gate_level": gate_level(step.gate), "gate_expect_driver": driver}}
+    if step.kind == StepKind.REBOOT:
+        flavor = str(stack.kernel_module) if stack.kernel_module is not None else "auto"
+        return {"playbook": "reboot.yml", "vars": {"reboot_expect_driver": driver, "reboot_expect_flavor": flavor}}
+    assert step.component is not None
+    build = _build(step.component, pin, problems)
+    if build is None:
+        return {"package": package_name(step.component, stack), "build": None, "playbook": None, "vars": {}}
+    package, version = build
+    if not version:  # not offered: the host is excluded (upgrade) or its rollback fails at once (rollback)
+        return {"package": package, "build": None, "playbook": None, "vars": {}}
+    variables: dict[str, VarValue] = {"upgrade_component": step.component, "upgrade_version": version,
+                                      "upgrade_package": package, "upgrade_reboot": False}
+    if step.component == "driver":
+        variables["upgrade_kernel_module"] = str(stack.kernel_module or "auto")
+        if pin.host.nvswitch and stack.fabric_manager is not None:
+            fm = _build("fabric_manager", pin, problems)
+            if fm is not None and fm[1]:
+                variables["driver_fabric_manager_version"] = fm[1]
+    if step.component == "cudnn":
+        variables["upgrade_cudnn_cuda_major"] = str(cudnn_cuda_major(stack))
+    if step.component == "fabric_manager":
+        variables["fabric_manager_start"] = not reboot_later
+    return {"package": package, "build": version, "playbook": "upgrade_host.yml", "vars": variables}
+
+
+def _build(component: str, pin: Pinning, problems: list[str]) -> tuple[str, str] | None:
+    """(package, exact build) for the component at ``pin.stack``; None when the stack leaves it alone."""
+    planned = pin.stack.component(component)
+    package = package_name(component, pin.stack)
+    if planned is None or package is None:
+        return None
+    offered = pin.host.packages.available.get(package, ())
+    installed = pin.host.packages.installed.get(package)
+    if pin.prefer_installed and installed and matches(component, str(planned), installed):
+        return package, installed
+    build = pick_build(component, str(planned), offered)
+    if build is None:
+        have = ", ".join(upstream(b) for b in offered[:6]) or "none"
+        problems.append(f"{package} {planned} is not offered by its repositories ({pin.host.packages.manager}; "
+                        f"offered: {have})")
+        return package, ""
+    return package, build

@@ -15,7 +15,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 
-from orchestrator.model.policy import PoolRules, RolloutPolicy, resolve_limit, resolve_size
+from orchestrator.model.policy import PoolRules, RolloutPolicy, resolve
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,14 @@ class PoolLimits:
     def free(self) -> int:
         return self.max_unavailable - self.out_of_service
 
+    @property
+    def frozen(self) -> bool:
+        """``max_unavailable: 0`` (or a percent that resolves to none): the pool is not touched at all."""
+        return self.max_unavailable == 0
+
 
 def pool_limits(rules: PoolRules, pool_size: int, out_of_service: int) -> PoolLimits:
-    return PoolLimits(pool_size, resolve_limit(rules.max_unavailable, pool_size), out_of_service,
+    return PoolLimits(pool_size, resolve(rules.max_unavailable, pool_size, "down"), out_of_service,
                       dict(rules.max_per_domain))
 
 
@@ -113,8 +118,8 @@ def build_waves(
     limits: dict[str, PoolLimits],
     policy: RolloutPolicy,
     atomic: set[str],
-) -> tuple[list[list[Mover]], list[str]]:
-    """Waves of hosts (canary first) and the reasons no valid grouping exists (empty when fine)."""
+) -> tuple[list[list[Mover]], list[str], bool]:
+    """Waves of hosts (canary first, if any), the reasons no valid grouping exists, whether there is a canary."""
     reasons = []
     by_pool = Counter(m.pool for m in movers)
     for pool, count in sorted(by_pool.items()):
@@ -130,7 +135,7 @@ def build_waves(
             if cap < 1:
                 reasons.append(f"pool {pool}: max_per_domain {kind} is {cap}; no host could ever move")
     if reasons:
-        return [], reasons
+        return [], reasons, False
 
     waves: list[list[Mover]] = []
     canary = _canary(movers, rules, limits, atomic)
@@ -164,11 +169,11 @@ def build_waves(
             stuck = left[0]
             if len(stuck) > 1:
                 return [], [f"pool {stuck[0].pool}: must move in one wave (its mixed_versions policy) but its "
-                            f"{len(stuck)} hosts exceed max_per_domain in one of their failure domains"]
-            return [], [f"{stuck[0].name}: fits no wave under max_unavailable / max_per_domain"]
+                            f"{len(stuck)} hosts exceed max_per_domain in one of their failure domains"], False
+            return [], [f"{stuck[0].name}: fits no wave under max_unavailable / max_per_domain"], False
         waves.append(sorted(wave.hosts, key=lambda m: m.name))
         items = left
-    return waves, []
+    return waves, [], bool(canary)
 
 
 def _canary(movers: list[Mover], rules: dict[str, PoolRules], limits: dict[str, PoolLimits],
@@ -177,7 +182,7 @@ def _canary(movers: list[Mover], rules: dict[str, PoolRules], limits: dict[str, 
     for m in sorted(movers, key=lambda m: m.name):
         if m.pool not in atomic:
             groups.setdefault((m.pool, m.gpu), []).append(m)
-    want = {g: resolve_size(rules[g[0]].canary, len(hosts)) for g, hosts in groups.items()}
+    want = {g: resolve(rules[g[0]].canary, len(hosts), "up") for g, hosts in groups.items()}
     wave = _Wave(limits)
     for rnd in range(max(want.values(), default=0)):
         for g in sorted(groups):
@@ -212,4 +217,4 @@ class _SizeIter:
         sizes = self.policy.wave_sizes()
         value = sizes[min(self.index, len(sizes) - 1)]
         self.index += 1
-        return resolve_size(value, self.base)
+        return max(resolve(value, self.base, "up"), 1)

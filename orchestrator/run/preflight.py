@@ -16,6 +16,7 @@ from orchestrator.model.stack import COMPONENTS
 from orchestrator.planner import Plan, Wave
 from orchestrator.planner.artifact import fingerprint_desired, fingerprint_inventory
 from orchestrator.planner.schedule import earliest_fit, iso
+from orchestrator.run.stacks import mismatches
 
 __all__ = ["select_waves", "stale_reasons", "window_reason"]
 
@@ -41,8 +42,6 @@ def stale_reasons(plan: Plan, inventory: Sequence[InventoryHost], snapshot: Fact
 
 def facts_differences(plan: Plan, snapshot: FactsSnapshot, hosts: set[str] | None = None) -> list[str]:
     """Hosts whose installed stack is neither what the plan assumed nor the plan's target for them."""
-    from orchestrator.run.hostrun import mismatches
-
     live = snapshot.by_host()
     unreachable = {u.host: u.reason for u in snapshot.unreachable}
     out = []
@@ -69,7 +68,7 @@ def facts_differences(plan: Plan, snapshot: FactsSnapshot, hosts: set[str] | Non
 
 def window_reason(plan: Plan, wave: Wave, now: datetime) -> str | None:
     """None when ``wave`` fits a maintenance window starting now; else when the next one that fits opens."""
-    fit = earliest_fit(now, wave.estimate_s + wave.soak_s, plan.policy.windows)
+    fit = earliest_fit(now, wave.window_need_s, plan.policy.windows)
     if fit is not None and fit[0] <= now:
         return None
     when = f"the next window that fits opens {iso(fit[0])} ({fit[1]})" if fit else "no window in the next 15 days fits"

@@ -1,0 +1,131 @@
+"""The driver around the pure decisions: perform actions through the host port, journal, feed results back.
+
+Each event is journaled (kind ``input``) before its decision's records, so a run killed at any moment is
+resumed by replaying its inputs through ``decide`` and re-issuing the steps still outstanding (a step that
+started but never reported runs again; the roles are idempotent).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import UTC, datetime
+
+from orchestrator.adapters.host_actions import HostActions, StepOutcome
+from orchestrator.adapters.journal import Journal
+from orchestrator.run.decide import (
+    Action,
+    Baseline,
+    Begin,
+    Event,
+    Finished,
+    HostMoved,
+    RunContext,
+    RunState,
+    RunStep,
+    Soak,
+    SoakDone,
+    StepDone,
+    Straggler,
+    WaveEnded,
+    decide,
+    event_data,
+    event_from_data,
+    initial_state,
+    outstanding_actions,
+)
+
+Notify = Callable[[str, str, str], None]  # host, state or step, detail
+INPUT = "input"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Driver:
+    """Runs one run of a plan to its end (or to a halt) from a fresh start or from its journaled inputs."""
+
+    def __init__(self, ctx: RunContext, journal: Journal, run_id: str, port: HostActions, *,
+                 notify: Notify | None = None, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], datetime] = _now, workers: int = 64) -> None:
+        self.ctx = ctx
+        self.journal = journal
+        self.run_id = run_id
+        self.port = port
+        self.notify = notify or (lambda host, what, detail: None)
+        self.sleep = sleep
+        self.clock = clock
+        self.workers = workers
+        self.state: RunState = initial_state(ctx)
+
+    def replay(self) -> list[Action]:
+        """Rebuild the state from the journaled inputs; the actions a resumed run must issue."""
+        inputs = [e.data for e in self.journal.events(self.run_id) if e.kind == INPUT]
+        for data in inputs:
+            self.state, _ = decide(self.ctx, self.state, event_from_data(data))
+        return outstanding_actions(self.ctx, self.state) if inputs else []
+
+    def run(self) -> RunState:
+        pending = self.replay()
+        if not [e for e in self.journal.events(self.run_id) if e.kind == INPUT]:
+            pending = self.feed(Begin(self.clock()))
+        running: dict[Future[StepOutcome], RunStep] = {}
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            while pending or running:
+                for action in pending:
+                    if isinstance(action, RunStep):
+                        self.journal.record(self.run_id, "step_start", host=action.host, wave=action.wave,
+                                            step=action.step.id, data={"phase": action.phase,
+                                                                       "playbook": action.step.playbook})
+                        self.notify(action.host, action.step.id, "started")
+                        running[pool.submit(self.port.run_step, action.host, action.step)] = action
+                soaks = [a for a in pending if isinstance(a, Soak)]
+                pending = []
+                if soaks and not running:
+                    soak = soaks[0]
+                    self.journal.record(self.run_id, "soak", wave=soak.wave, data={"seconds": soak.seconds})
+                    self.sleep(soak.seconds)
+                    pending = self.feed(SoakDone(soak.wave, self.clock()))
+                    continue
+                if not running:
+                    break
+                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for future in finished:
+                    action = running.pop(future)
+                    try:
+                        outcome = future.result()
+                    except Exception as exc:  # an adapter that broke: a failed step, not a dead run
+                        outcome = StepOutcome(ok=False, message=f"{type(exc).__name__}: {exc}")
+                    self.journal.record(self.run_id, "step_end", host=action.host, wave=action.wave,
+                                        step=action.step.id, status="successful" if outcome.ok else "failed",
+                                        data={"phase": action.phase, "message": outcome.message,
+                                              "unreachable": outcome.unreachable, "report": outcome.data})
+                    pending += self.feed(StepDone(action.host, action.phase, action.step.id, outcome.ok,
+                                                  outcome.message, outcome.data))
+        return self.state
+
+    def feed(self, event: Event) -> list[Action]:
+        """Journal the event, decide, journal the decision's records; the actions left to perform."""
+        self.journal.record(self.run_id, INPUT, data=event_data(event))
+        self.state, actions = decide(self.ctx, self.state, event)
+        todo: list[Action] = []
+        for action in actions:
+            if isinstance(action, HostMoved):
+                self.journal.set_state(self.run_id, action.host, action.wave, action.state, action.reason)
+                self.notify(action.host, action.state.value, action.reason)
+            elif isinstance(action, WaveEnded):
+                self.journal.record(self.run_id, "wave_end", wave=action.wave, status=action.status,
+                                    data={"failed": list(action.failed), "stragglers": list(action.stragglers),
+                                          "reason": action.reason})
+            elif isinstance(action, Straggler):
+                self.journal.record(self.run_id, "straggler", host=action.host, wave=action.wave,
+                                    data={"reasons": list(action.reasons)})
+            elif isinstance(action, Baseline):
+                self.journal.put_baseline(action.host, action.metric, action.value, self.run_id)
+            elif isinstance(action, Finished):
+                self.journal.record(self.run_id, "run_end", status=action.status, data={"reason": action.reason})
+            else:
+                todo.append(action)
+        return todo

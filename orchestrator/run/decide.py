@@ -1,0 +1,540 @@
+"""The executor's decisions as one pure function: ``decide(ctx, state, event) -> (state, actions)``.
+
+Everything apply decides lives here and nowhere else: which host starts (admission under max unavailable
+and the per-domain limits), what a step's result means (precheck and verify compare the host's reported
+stack with the plan), when a host rolls back or is quarantined, stragglers, the failure budget (the plan's
+numbers, never re-resolved), rollback of a whole wave, soak, the next wave's window, the end of the run.
+The driver (``app.execute``) performs the actions through ports and feeds the results back as events; a
+resumed run replays its journaled events through this function and re-issues the steps still outstanding.
+
+Example::
+
+    state, actions = decide(ctx, initial_state(ctx), Begin(now))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+
+from orchestrator.model.stack import SoftwareStack
+from orchestrator.planner.model import HostPlan, Plan, Step, StepKind, Wave
+from orchestrator.planner.waves import PoolLimits
+from orchestrator.run.admission import Slot, admit
+from orchestrator.run.preflight import window_reason
+from orchestrator.run.stacks import mismatches
+from orchestrator.run.states import OUT_OF_SERVICE, TERMINAL, HostState
+from orchestrator.run.stragglers import judge_wave
+
+S = HostState
+Phase = Literal["upgrade", "rollback"]
+RunStatus = Literal["running", "done", "rolled_back", "halted"]
+METRIC = "pcie_h2d_gbps"
+FAILED_END = frozenset({S.ROLLED_BACK, S.QUARANTINED})
+
+
+# ---------------------------------------------------------------- events (inputs)
+
+
+@dataclass(frozen=True)
+class Begin:
+    now: datetime
+
+
+@dataclass(frozen=True)
+class StepDone:
+    """A step's result as the host action port reported it; ``data`` carries ``stack``, ``figures``, ``action``."""
+
+    host: str
+    phase: Phase
+    step: str
+    ok: bool
+    message: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SoakDone:
+    wave: str
+    now: datetime
+
+
+Event = Begin | StepDone | SoakDone
+
+
+# ---------------------------------------------------------------- actions (outputs)
+
+
+@dataclass(frozen=True)
+class RunStep:
+    host: str
+    wave: str
+    phase: Phase
+    step: Step
+
+
+@dataclass(frozen=True)
+class Soak:
+    wave: str
+    seconds: int
+
+
+@dataclass(frozen=True)
+class HostMoved:
+    host: str
+    wave: str
+    state: HostState
+    reason: str
+
+
+@dataclass(frozen=True)
+class WaveEnded:
+    wave: str
+    status: Literal["passed", "halted"]
+    failed: tuple[str, ...]
+    stragglers: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Straggler:
+    host: str
+    wave: str
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Baseline:
+    host: str
+    metric: str
+    value: float
+
+
+@dataclass(frozen=True)
+class Finished:
+    status: RunStatus
+    reason: str
+
+
+Action = RunStep | Soak | HostMoved | WaveEnded | Straggler | Baseline | Finished
+
+
+# ---------------------------------------------------------------- context and state
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a run decides from besides its events: the plan, the waves chosen, limits, baselines, options."""
+
+    plan: Plan
+    waves: tuple[Wave, ...]
+    baselines: dict[str, float] = field(default_factory=dict)
+    parallel: int | None = None
+    ignore_window: bool = False
+    mode: Literal["apply", "rollback"] = "apply"
+
+    @property
+    def limits(self) -> dict[str, PoolLimits]:
+        return {p.name: PoolLimits(p.hosts, p.max_unavailable, len(p.out_of_service), dict(p.max_per_domain))
+                for p in self.plan.pools}
+
+
+@dataclass(frozen=True)
+class HostRun:
+    name: str
+    wave: str
+    state: HostState = S.PENDING
+    phase: Phase = "upgrade"
+    index: int = 0
+    started: bool = False
+    drained: bool = False
+    reason: str = ""
+    figures: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WaveRun:
+    name: str
+    status: Literal["pending", "running", "judged", "rolling", "passed", "halted"] = "pending"
+    stragglers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunState:
+    hosts: dict[str, HostRun]
+    waves: tuple[WaveRun, ...]
+    current: int = 0
+    status: RunStatus = "running"
+    reason: str = ""
+    outstanding: frozenset[tuple[str, str, str]] = frozenset()
+    soaking: str | None = None
+    baselines: dict[str, float] = field(default_factory=dict)
+
+
+def initial_state(ctx: RunContext) -> RunState:
+    hosts = {h: HostRun(h, w.name) for w in ctx.waves for h in w.hosts}
+    return RunState(hosts=hosts, waves=tuple(WaveRun(w.name) for w in ctx.waves), baselines=dict(ctx.baselines))
+
+
+def outstanding_actions(ctx: RunContext, state: RunState) -> list[Action]:
+    """What a resumed run must (re)issue: the steps started but not finished, an unfinished soak."""
+    actions: list[Action] = []
+    for host, phase, step_id in sorted(state.outstanding):
+        run = state.hosts[host]
+        steps = _steps(ctx.plan.host(host), run.phase)
+        if phase == run.phase:
+            actions.append(RunStep(host, run.wave, run.phase, next(s for s in steps if s.id == step_id)))
+    if state.soaking is not None:
+        wave = next(w for w in ctx.waves if w.name == state.soaking)
+        actions.append(Soak(wave.name, wave.soak_s))
+    return actions
+
+
+# ---------------------------------------------------------------- the decision
+
+
+class _Step:
+    """Mutable scratch for one decision: a copy of the state plus the actions it produced."""
+
+    def __init__(self, ctx: RunContext, state: RunState) -> None:
+        self.ctx = ctx
+        self.hosts = dict(state.hosts)
+        self.waves = list(state.waves)
+        self.state = state
+        self.outstanding = set(state.outstanding)
+        self.baselines = dict(state.baselines)
+        self.actions: list[Action] = []
+        self.status: RunStatus = state.status
+        self.reason = state.reason
+        self.current = state.current
+        self.soaking = state.soaking
+
+    def result(self) -> tuple[RunState, list[Action]]:
+        new = RunState(hosts=self.hosts, waves=tuple(self.waves), current=self.current, status=self.status,
+                       reason=self.reason, outstanding=frozenset(self.outstanding), soaking=self.soaking,
+                       baselines=self.baselines)
+        return new, self.actions
+
+    # -- hosts
+
+    def move(self, host: str, new: HostState, reason: str) -> None:
+        run = self.hosts[host]
+        if run.state == new:
+            return
+        self.hosts[host] = replace(run, state=new, reason=reason)
+        self.actions.append(HostMoved(host, run.wave, new, reason))
+
+    def issue(self, host: str) -> None:
+        run = self.hosts[host]
+        steps = _steps(self.ctx.plan.host(host), run.phase)
+        if run.index >= len(steps):
+            return
+        self.outstanding.add((host, run.phase, steps[run.index].id))
+        self.actions.append(RunStep(host, run.wave, run.phase, steps[run.index]))
+
+    def start(self, host: str) -> None:
+        if self.ctx.mode == "rollback":
+            self.roll_back(host, "rollback by hand")
+            return
+        self.hosts[host] = replace(self.hosts[host], started=True)
+        self.issue(host)
+
+    def roll_back(self, host: str, reason: str) -> None:
+        """Failed -> rolling back through the plan's rollback steps (drain first only if in service)."""
+        run = self.hosts[host]
+        if run.state not in (S.FAILED, S.ROLLING_BACK, S.QUARANTINED):
+            self.move(host, S.FAILED, reason)
+        self.move(host, S.ROLLING_BACK, reason)
+        steps = _steps(self.ctx.plan.host(host), "rollback")
+        skip = 1 if run.drained and steps and steps[0].kind == StepKind.DRAIN else 0
+        self.hosts[host] = replace(self.hosts[host], phase="rollback", index=skip, started=True)
+        if not steps:
+            self.move(host, S.QUARANTINED, f"{reason}; the plan has no rollback steps for it; left drained")
+            return
+        self.issue(host)
+
+    # -- waves
+
+    def wave(self) -> Wave | None:
+        return self.ctx.waves[self.current] if self.current < len(self.ctx.waves) else None
+
+    def set_wave(self, **changes: Any) -> None:
+        self.waves[self.current] = replace(self.waves[self.current], **changes)
+
+    def admit_more(self) -> None:
+        wave = self.wave()
+        if wave is None or self.waves[self.current].status not in ("running",):
+            return
+        runs = [self.hosts[h] for h in wave.hosts]
+        waiting = [r for r in runs if not r.started and r.state == S.PENDING]
+        plan = self.ctx.plan
+        busy = [r for r in self.hosts.values()
+                if r.state in OUT_OF_SERVICE or (r.started and r.state not in TERMINAL)]
+        out_now = [_slot(plan.host(r.name)) for r in busy]
+        for slot in admit([_slot(plan.host(r.name)) for r in waiting], out_now, self.ctx.limits, self.ctx.parallel):
+            self.start(slot.name)
+        active = any(r.started and r.state not in TERMINAL for r in (self.hosts[h] for h in wave.hosts))
+        left = [r.name for r in (self.hosts[h] for h in wave.hosts) if not r.started and r.state == S.PENDING]
+        if left and not active:
+            reason = (f"{', '.join(left)}: no slot under max_unavailable / max_per_domain (hosts quarantined "
+                      "earlier still hold theirs); a person must look")
+            for host in left:
+                self.move(host, S.SKIPPED, "no slot")
+            self.halt_wave(wave, (), reason)
+
+    def halt_wave(self, wave: Wave, failed: tuple[str, ...], reason: str) -> None:
+        self.set_wave(status="halted")
+        stragglers = self.waves[self.current].stragglers
+        self.actions.append(WaveEnded(wave.name, "halted", failed, stragglers, reason))
+        self.finish("halted", reason)
+
+    def finish(self, status: RunStatus, reason: str) -> None:
+        if status == "done" and any(r.state in FAILED_END for r in self.hosts.values()):
+            status = "rolled_back"
+        self.status, self.reason = status, reason
+        self.actions.append(Finished(status, reason))
+
+    def begin_wave(self, now: datetime) -> None:
+        wave = self.wave()
+        if wave is None:
+            self.finish("done", "")
+            return
+        if self.current > 0 and not self.ctx.ignore_window:
+            closed = window_reason(self.ctx.plan, wave, now)
+            if closed:
+                self.finish("done", f"stopped before {wave.name}: {closed}; run `upgrade apply --wave next` then")
+                return
+        self.set_wave(status="running")
+        for host in wave.hosts:
+            if self.hosts[host].state == S.PENDING and not self.hosts[host].started:
+                self.actions.append(HostMoved(host, wave.name, S.PENDING, "planned"))
+        self.admit_more()
+        self.settle()
+
+    def settle(self) -> None:
+        """When every host of the wave is at rest: stragglers, then the budget, then pass or halt."""
+        wave = self.wave()
+        if wave is None or self.status != "running":
+            return
+        progress = self.waves[self.current]
+        runs = [self.hosts[h] for h in wave.hosts]
+        if progress.status not in ("running", "judged", "rolling") or any(r.state not in TERMINAL for r in runs):
+            return
+        if self.ctx.mode == "rollback":
+            stuck = any(r.state == S.QUARANTINED for r in runs)
+            self.set_wave(status="halted" if stuck else "passed")
+            self.actions.append(WaveEnded(wave.name, "halted" if stuck else "passed", (), (), ""))
+            self.current += 1
+            self.finish("halted" if stuck else "rolled_back", "a host is quarantined" if stuck else "")
+            return
+        if progress.status == "running":
+            slow = self.stragglers(wave)
+            self.set_wave(status="judged", stragglers=slow)
+            if slow:
+                return
+        runs = [self.hosts[h] for h in wave.hosts]
+        failed = tuple(sorted(r.name for r in runs if r.state in FAILED_END
+                              or (r.state == S.SKIPPED and r.reason.startswith("precheck failed"))))
+        total = sum(1 for r in self.hosts.values() if r.state in FAILED_END)
+        over = []
+        if len(failed) > wave.failure_budget:
+            over.append(f"{len(failed)} of {len(wave.hosts)} hosts failed in {wave.name} "
+                        f"(budget {wave.failure_budget}): {', '.join(failed)}")
+        if total > self.ctx.plan.failure_budget_total:
+            over.append(f"{total} hosts failed in this rollout (budget {self.ctx.plan.failure_budget_total})")
+        if over:
+            done = [r.name for r in runs if r.state == S.DONE]
+            if (self.ctx.plan.policy.failure_budget.on_exceed == "rollback-wave" and done
+                    and self.waves[self.current].status != "rolling"):
+                self.set_wave(status="rolling")
+                for host in done:
+                    self.roll_back(host, f"wave {wave.name} over its failure budget")
+                return
+            self.halt_wave(wave, failed, "; ".join(over) + "; run halted")
+            return
+        for r in runs:
+            value = r.figures.get(METRIC)
+            if value is not None and r.state == S.DONE and r.name not in self.baselines:
+                self.baselines[r.name] = value
+                self.actions.append(Baseline(r.name, METRIC, value))
+        self.set_wave(status="passed")
+        self.actions.append(WaveEnded(wave.name, "passed", failed, self.waves[self.current].stragglers, ""))
+        if self.current + 1 >= len(self.ctx.waves):
+            self.current += 1
+            self.finish("done", "")
+        else:  # a soak of 0 still goes through the driver, whose SoakDone brings the time for the window check
+            self.soaking = wave.name
+            self.actions.append(Soak(wave.name, wave.soak_s))
+
+    def stragglers(self, wave: Wave) -> tuple[str, ...]:
+        figures = {h: r.figures[METRIC] for h in wave.hosts if METRIC in (r := self.hosts[h]).figures
+                   and r.state == S.DONE}
+        by_model: dict[str, dict[str, float | None]] = {}
+        for host, value in figures.items():
+            by_model.setdefault(self.ctx.plan.host(host).gpu, {})[host] = value
+        slow: list[str] = []
+        threshold = self.ctx.plan.policy.straggler_threshold
+        for group in by_model.values():
+            verdicts = judge_wave(METRIC, group, {h: self.baselines.get(h) for h in group}, threshold)
+            for host, verdict in sorted(verdicts.items()):
+                if verdict.straggler:
+                    slow.append(host)
+                    self.actions.append(Straggler(host, wave.name, tuple(verdict.reasons)))
+                    self.roll_back(host, "straggler: " + "; ".join(verdict.reasons))
+        return tuple(sorted(slow))
+
+    # -- step results
+
+    def step_done(self, event: StepDone) -> None:
+        run = self.hosts.get(event.host)
+        if run is None:
+            return
+        steps = _steps(self.ctx.plan.host(event.host), run.phase)
+        if run.phase != event.phase or run.index >= len(steps) or steps[run.index].id != event.step:
+            return  # a result for a step that is not the host's current one (a duplicate): ignored
+        self.outstanding.discard((event.host, event.phase, event.step))
+        step = steps[run.index]
+        ok, message = _judge(self.ctx.plan.host(event.host), run.phase, step, event)
+        if run.phase == "upgrade":
+            self.upgrade_result(run, step, ok, message, event)
+        else:
+            self.rollback_result(run, step, ok, message, event)
+        self.admit_more()
+        self.settle()
+
+    def upgrade_result(self, run: HostRun, step: Step, ok: bool, message: str, event: StepDone) -> None:
+        host = run.name
+        if not ok:
+            if run.state == S.PENDING and step.kind == StepKind.PRECHECK:
+                self.move(host, S.SKIPPED, f"precheck failed, nothing changed: {message}")
+            else:
+                self.roll_back(host, f"{step.id} failed: {message}")
+            return
+        if step.kind == StepKind.DRAIN and event.data.get("action") == "left_alone":
+            detail = str(event.data.get("reason", "")).strip()
+            self.move(host, S.SKIPPED, f"cordoned by hand, left alone: {detail}".strip())
+            return
+        if step.kind == StepKind.DRAIN:
+            self.move(host, S.CORDONED, "cordoned")
+            self.move(host, S.DRAINED, "drained")
+            self.hosts[host] = replace(self.hosts[host], drained=True)
+        elif step.kind == StepKind.CHANGE:
+            self.move(host, S.UPGRADING, step.id)
+        elif step.kind == StepKind.REBOOT:
+            self.move(host, S.REBOOTING, step.id)
+        elif step.kind == StepKind.VERIFY:
+            self.move(host, S.VERIFYING, step.id)
+        elif step.kind == StepKind.GATE:
+            figures = {**self.hosts[host].figures, **_figures(event.data)}
+            self.hosts[host] = replace(self.hosts[host], figures=figures)
+            gates = [s for s in self.ctx.plan.host(host).steps if s.kind == StepKind.GATE]
+            if gates and gates[-1].id == step.id:
+                self.move(host, S.VALIDATED, "gates passed")
+        elif step.kind == StepKind.UNCORDON:
+            self.hosts[host] = replace(self.hosts[host], drained=False)
+            self.move(host, S.DONE, step.id)
+        self.advance(host)
+
+    def rollback_result(self, run: HostRun, step: Step, ok: bool, message: str, event: StepDone) -> None:
+        host = run.name
+        first = run.reason.split("; rollback failed")[0]
+        if not ok:
+            self.move(host, S.QUARANTINED, f"{first}; rollback failed: {step.id}: {message}; left drained")
+            return
+        if step.kind == StepKind.DRAIN:
+            self.hosts[host] = replace(self.hosts[host], drained=True)
+        if step.kind == StepKind.UNCORDON:
+            self.hosts[host] = replace(self.hosts[host], drained=False)
+            current = self.ctx.plan.host(host).current
+            self.move(host, S.ROLLED_BACK, f"{first}; rolled back to {current.describe()}")
+            return
+        self.advance(host)
+
+    def advance(self, host: str) -> None:
+        run = self.hosts[host]
+        if run.state in TERMINAL:
+            return
+        self.hosts[host] = replace(run, index=run.index + 1)
+        self.issue(host)
+
+
+def decide(ctx: RunContext, state: RunState, event: Event) -> tuple[RunState, list[Action]]:
+    """The next state and the actions to perform, from the current state and one event. Pure."""
+    work = _Step(ctx, state)
+    if work.status != "running":
+        return state, []
+    if isinstance(event, Begin):
+        work.begin_wave(event.now)
+    elif isinstance(event, StepDone):
+        work.step_done(event)
+    elif isinstance(event, SoakDone) and state.soaking == event.wave:
+        work.soaking = None
+        work.current += 1
+        work.begin_wave(event.now)
+    return work.result()
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _steps(host: HostPlan, phase: Phase) -> tuple[Step, ...]:
+    return host.steps if phase == "upgrade" else host.rollback
+
+
+def _slot(host: HostPlan) -> Slot:
+    return Slot(host.name, host.pool, tuple(sorted(host.domains.items())))
+
+
+def _figures(data: dict[str, Any]) -> dict[str, float]:
+    raw = data.get("figures") or {}
+    return {str(k): float(v) for k, v in raw.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def _judge(host: HostPlan, phase: Phase, step: Step, event: StepDone) -> tuple[bool, str]:
+    """A step's verdict: the port's ok, and for precheck and verify the reported stack against the plan."""
+    if not event.ok:
+        return False, event.message or "failed"
+    if step.kind not in (StepKind.PRECHECK, StepKind.VERIFY):
+        if step.kind == StepKind.UNCORDON and event.data.get("action") == "left_alone":
+            return False, f"not resumed: {event.data.get('detail', 'left alone')}"
+        return True, ""
+    raw = event.data.get("stack")
+    if not isinstance(raw, dict):
+        return False, "the host reported no stack"
+    live = SoftwareStack.model_validate(raw)
+    if step.kind == StepKind.PRECHECK:
+        diff = mismatches(live, host.current)
+        return (not diff, "host changed since the plan was made: " + "; ".join(diff))
+    want = host.target if phase == "upgrade" and host.target is not None else host.current
+    driver_status = str(event.data.get("driver_status", "ok"))
+    if driver_status != "ok" and want.driver is not None:
+        return False, f"driver {driver_status}: {event.data.get('driver_message', '')}".strip()
+    diff = mismatches(live, want)
+    return (not diff, "; ".join(diff))
+
+
+# ---------------------------------------------------------------- events as journal data
+
+
+def event_data(event: Event) -> dict[str, Any]:
+    """An event as plain JSON data, for the journal (a resumed run replays these)."""
+    if isinstance(event, Begin):
+        return {"event": "begin", "now": event.now.isoformat()}
+    if isinstance(event, SoakDone):
+        return {"event": "soak_done", "wave": event.wave, "now": event.now.isoformat()}
+    return {"event": "step_done", "host": event.host, "phase": event.phase, "step": event.step, "ok": event.ok,
+            "message": event.message, "data": event.data}
+
+
+def event_from_data(data: dict[str, Any]) -> Event:
+    kind = data.get("event")
+    if kind == "begin":
+        return Begin(datetime.fromisoformat(str(data["now"])))
+    if kind == "soak_done":
+        return SoakDone(str(data["wave"]), datetime.fromisoformat(str(data["now"])))
+    if kind == "step_done":
+        phase: Phase = "rollback" if data.get("phase") == "rollback" else "upgrade"
+        return StepDone(str(data["host"]), phase, str(data["step"]), bool(data["ok"]), str(data.get("message", "")),
+                        dict(data.get("data") or {}))
+    raise ValueError(f"not a run event: {kind!r}")
