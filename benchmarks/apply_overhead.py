@@ -86,7 +86,7 @@ def with_ansible(lab: Lab, tmp: Path, plan: dict[str, object]) -> float:
             if pool == "training":
                 run_playbook("upgrade_host.yml", inventory, limit=",".join(members), forks=len(members),
                              extravars={"upgrade_component": "fabric_manager", "upgrade_version": FABRIC_MANAGER})
-        run_playbook("validate.yml", inventory, limit=limit, forks=len(batch), extravars={"gate_level": 1})
+        run_playbook("gate.yml", inventory, limit=limit, forks=len(batch), extravars={"gate_level": 1})
         run_playbook("uncordon.yml", inventory, limit=limit, forks=len(batch))
     return time.monotonic() - start
 

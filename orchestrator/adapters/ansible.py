@@ -124,6 +124,34 @@ def _inventory_error_line(err: str) -> str:
     return reason
 
 
+_VAR_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _unsafe(value: Any) -> str:
+    """One value in YAML flow style, every string tagged ``!unsafe`` so that Ansible never templates it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{json.dumps(str(k))}: {_unsafe(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_unsafe(v) for v in value) + "]"
+    if value is None:
+        return "null"
+    return "!unsafe " + json.dumps(str(value))
+
+
+def unsafe_vars_yaml(extravars: Mapping[str, Any]) -> str:
+    """Extra vars as a YAML file for ``-e @FILE``: data only, never a template (host text is data)."""
+    lines = []
+    for key, value in extravars.items():
+        if not _VAR_KEY.match(key):
+            raise AnsibleError(f"extra var name {key!r} is not a variable name")
+        lines.append(f"{key}: {_unsafe(value)}")
+    return "---\n" + "\n".join(lines) + "\n"
+
+
 def run_playbook(
     playbook: str,
     inventory: str | Path,
@@ -141,6 +169,8 @@ def run_playbook(
         raise AnsibleError(f"playbook {play_path} not found")
     tmp = tempfile.mkdtemp(prefix="upgrade-run-")
     tasks: list[TaskResult] = []
+    vars_file = Path(tmp) / "extravars.yml"
+    vars_file.write_text(unsafe_vars_yaml(dict(extravars or {})), encoding="utf-8")
 
     def handle(event: dict[str, Any]) -> bool:
         task = _task_result(event)
@@ -156,7 +186,7 @@ def run_playbook(
             playbook=str(play_path),
             inventory=str(Path(inventory).resolve()),
             limit=limit,
-            extravars=dict(extravars or {}),
+            cmdline=f"-e @{vars_file}",
             forks=forks,
             timeout=timeout,
             quiet=True,
@@ -224,6 +254,6 @@ def stats(result: PlaybookResult, host: str, key: str) -> dict[str, Any] | None:
 
 
 def gate_result(result: PlaybookResult, host: str) -> GateResult | None:
-    """The gate result of ``validate.yml`` for one host, or None when the playbook never got that far."""
+    """The gate result of ``gate.yml`` for one host, or None when the playbook never got that far."""
     data = stats(result, host, "gpu_gate")
     return GateResult.model_validate(data) if data is not None else None

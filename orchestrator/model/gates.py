@@ -68,7 +68,7 @@ class VersionCheck(_Model):
 
 
 class GateResult(_Model):
-    """Everything one ``validate.yml`` run found on one host; ``figures`` feed the straggler check."""
+    """Everything one ``gate.yml`` run found on one host; ``figures`` feed the straggler check."""
 
     host: str = ""
     passed: bool

@@ -13,6 +13,7 @@ from pydantic import Field, ValidationError
 from orchestrator.errors import InventoryError
 from orchestrator.loading import describe_validation
 from orchestrator.model.gpus import GpuModel
+from orchestrator.model.grammar import check_node_name
 from orchestrator.model.stack import Connection, FailureDomains, SchedulerKind, SchedulerRef, StrictModel
 
 KNOWN_VARS = {
@@ -50,6 +51,12 @@ def host_from_vars(source: str, name: str, v: dict[str, Any], groups: list[str])
     if not v.get("gpu_pool"):
         raise InventoryError(where, "no gpu_pool: set it as a host or group variable (or gpu_managed: false)")
     try:
+        kind = SchedulerKind(v.get("gpu_scheduler", "none"))
+        node = _opt_str(v.get("gpu_scheduler_node")) or name
+        problem = check_node_name(node, kind.value)
+        if problem:
+            var = "gpu_scheduler_node" if v.get("gpu_scheduler_node") else "host name"
+            raise InventoryError(where, f"{var}: {problem}")
         return InventoryHost(
             name=name,
             connection=Connection(

@@ -11,6 +11,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from orchestrator.model.grammar import PACKAGE, check_var, is_build
 from orchestrator.model.policy import PoolRules, RolloutPolicy
 from orchestrator.model.stack import SoftwareStack
 
@@ -56,8 +57,20 @@ class Step(PlanModel):
     needs: tuple[str, ...] = ()
     package: str | None = None
     build: str | None = None
-    playbook: str | None = None
+    playbook: str | None = Field(default=None, pattern=r"^[a-z_]+\.yml$")
     vars: dict[str, VarValue] = {}
+
+    @model_validator(mode="after")
+    def _vars_follow_their_grammar(self) -> Self:
+        for key, value in self.vars.items():
+            problem = check_var(key, value)
+            if problem:
+                raise ValueError(f"step {self.id}: {problem}")
+        if self.package is not None and not PACKAGE.match(self.package):
+            raise ValueError(f"step {self.id}: package {self.package!r} is not a package name")
+        if self.build is not None and not is_build(self.build):
+            raise ValueError(f"step {self.id}: build {self.build!r} is not a package version")
+        return self
 
 
 class Finding(PlanModel):

@@ -112,14 +112,13 @@ def newest(builds: Iterable[str]) -> str | None:
 
 
 def matches(component: str, planned: str, build: str) -> bool:
-    """Does ``build`` carry the planned version? CUDA ``13.0`` matches any ``13.0.x`` update."""
+    """Does ``build`` carry the planned version? A shorter version matches its updates (CUDA ``13.0`` any
+    ``13.0.x``, cuDNN ``9.17.0`` the build ``9.17.0.29``); NCCL's ``+cudaX.Y`` must match too."""
     planned_up = upstream(planned).split("+")[0]
     up = upstream(build).split("+")[0]
-    if component == "cuda" and planned_up.count(".") == 1:
-        return up == planned_up or up.startswith(planned_up + ".")
-    if component == "nccl" and "+cuda" in planned:
-        return build.split("+")[-1] == planned.split("+")[-1] and up == planned_up
-    return up == planned_up or build == planned
+    if component == "nccl" and "+cuda" in planned and build.split("+")[-1] != planned.split("+")[-1]:
+        return False
+    return up == planned_up or up.startswith(planned_up + ".") or build == planned
 
 
 def pick_build(component: str, planned: str, available: Iterable[str]) -> str | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
+from orchestrator.model.grammar import is_build
 from orchestrator.model.policy import Estimates, Gate
 from orchestrator.model.stack import Host, SoftwareStack
 from orchestrator.planner.model import Step, StepKind, VarValue
@@ -159,9 +160,9 @@ def _build(component: str, pin: Pinning, problems: list[str]) -> tuple[str, str]
     package = package_name(component, pin.stack)
     if planned is None or package is None:
         return None
-    offered = pin.host.packages.available.get(package, ())
+    offered = tuple(b for b in pin.host.packages.available.get(package, ()) if is_build(b))
     installed = pin.host.packages.installed.get(package)
-    if pin.prefer_installed and installed and matches(component, str(planned), installed):
+    if pin.prefer_installed and installed and is_build(installed) and matches(component, str(planned), installed):
         return package, installed
     build = pick_build(component, str(planned), offered)
     if build is None:

@@ -51,10 +51,10 @@ def test_upgrade_and_rollback_a_library(lab: LabHandle) -> None:
     again = play(lab, "upgrade_host.yml", host, upgrade_component="nccl", upgrade_version="2.21.5-1+cuda12.4")
     assert again.status == "successful" and changed(again) == []
 
-    back = play(lab, "rollback_host.yml", host, upgrade_component="nccl", upgrade_previous="2.18.5-1+cuda12.2")
+    back = play(lab, "upgrade_host.yml", host, upgrade_component="nccl", upgrade_version="2.18.5-1+cuda12.2")
     assert back.status == "successful", back.host_messages(host)
     report = stats(back, host, "gpu_upgrade")
-    assert report is not None and report["direction"] == "rollback"
+    assert report is not None and report["direction"] == "upgrade"  # a rollback step is upgrade_host.yml downwards
     assert report["previous"] == "2.21.5-1+cuda12.4" and report["version"] == "2.18.5-1+cuda12.2"
     assert lab.ssh(host, "dpkg-query -W -f '${Version}' libnccl2").stdout == "2.18.5-1+cuda12.2"
     assert selections(lab, host)["libnccl2"] == "hold"
@@ -89,7 +89,7 @@ def test_driver_upgrade_reboots_verifies_and_rolls_back(lab: LabHandle) -> None:
     sel = selections(lab, host)
     assert sel["nvidia-driver-580-open"] == "hold" and sel["nvidia-fabricmanager-580"] == "hold"
 
-    gate = play(lab, "validate.yml", host, gate_level=1, gate_expect_driver="580.95.05-0ubuntu1",
+    gate = play(lab, "gate.yml", host, gate_level=1, gate_expect_driver="580.95.05-0ubuntu1",
                 gate_expect_packages={"nvidia-driver-580-open": "580.95.05-0ubuntu1",
                                       "nvidia-fabricmanager-580": "580.95.05-1"})
     result = gate_result(gate, host)
@@ -102,8 +102,8 @@ def test_driver_upgrade_reboots_verifies_and_rolls_back(lab: LabHandle) -> None:
                  upgrade_kernel_module="open")
     assert again.status == "successful" and changed(again) == [] and lab.boot_id(host) == boot
 
-    back = play(lab, "rollback_host.yml", host, upgrade_component="driver", upgrade_previous="535.183.01-0ubuntu1",
-                upgrade_previous_kernel_module="proprietary")
+    back = play(lab, "upgrade_host.yml", host, upgrade_component="driver", upgrade_version="535.183.01-0ubuntu1",
+                upgrade_kernel_module="proprietary")
     assert back.status == "successful", back.host_messages(host)
     smi = lab.ssh(host, "nvidia-smi --query-gpu=driver_version --format=csv,noheader")
     assert smi.stdout.split()[0] == "535.183.01"
@@ -114,14 +114,14 @@ def test_driver_upgrade_reboots_verifies_and_rolls_back(lab: LabHandle) -> None:
 
 def test_gates_report_failures_and_the_straggler_figure(lab: LabHandle) -> None:
     host = "gpu-a100-01"
-    ok = play(lab, "validate.yml", host, gate_level=2, gate_expect_driver="535.183.01")
+    ok = play(lab, "gate.yml", host, gate_level=2, gate_expect_driver="535.183.01")
     good = gate_result(ok, host)
     assert ok.status == "successful" and good is not None and good.passed
     assert good.figures == {"pcie_h2d_gbps": 25.0} and good.diag is not None and good.diag.dcgm_version == "3.3.9"
     lab.lab.inject(host, Fault.DIAG_FAILS, gpu=1)
     lab.lab.inject(host, Fault.GPU_SLOW, factor=0.4)
     try:
-        bad = play(lab, "validate.yml", host, gate_level=2, gate_expect_driver="580.95.05")
+        bad = play(lab, "gate.yml", host, gate_level=2, gate_expect_driver="580.95.05")
         assert bad.status == "failed"
         result = gate_result(bad, host)
         assert result is not None and not result.passed

@@ -18,6 +18,24 @@ NO_DRIVER = ("NVIDIA-SMI has failed because it couldn't communicate with the NVI
              "Make sure that the latest NVIDIA driver is installed and running.\n")
 # Driver branch -> the CUDA version its nvidia-smi reports (driver API), from NVIDIA's release notes.
 DRIVER_CUDA = {"470": "11.4", "535": "12.2", "550": "12.4", "560": "12.6", "570": "12.8", "575": "12.9", "580": "13.0"}
+# What a simulated host's repositories offer (apt-cache madison), named and versioned like NVIDIA's packages.
+REPOSITORY: dict[str, list[str]] = {
+    "nvidia-driver-535": ["535.183.01-0ubuntu1"],
+    "nvidia-driver-580": ["580.82.07-0ubuntu1", "580.95.05-0ubuntu1"],
+    "nvidia-driver-580-open": ["580.82.07-0ubuntu1", "580.95.05-0ubuntu1"],
+    "nvidia-fabricmanager-535": ["535.183.01-1"],
+    "nvidia-fabricmanager-580": ["580.82.07-1", "580.95.05-1"],
+    "cuda-toolkit-12-2": ["12.2.2-1"],
+    "cuda-toolkit-12-8": ["12.8.0-1", "12.8.1-1"],
+    "cuda-toolkit-13-0": ["13.0.1-1", "13.0.2-1"],
+    "libcudnn8": ["8.9.7.29-1+cuda12.2"],
+    "libcudnn9-cuda-12": ["9.10.2.21-1", "9.17.0.29-1"],
+    "libcudnn9-cuda-13": ["9.17.0.29-1"],
+    "libnccl2": ["2.18.5-1+cuda12.2", "2.21.5-1+cuda12.4", "2.28.9-1+cuda12.9", "2.28.9-1+cuda13.0"],
+    "datacenter-gpu-manager": ["1:3.3.9"],
+    "datacenter-gpu-manager-4-core": ["1:4.2.3-1"],
+    "nvidia-container-toolkit": ["1.14.6-1", "1.17.8-1"],
+}
 ARCH = {"H100": "Hopper", "A100": "Ampere", "V100": "Volta", "H200": "Hopper", "L40S": "Ada Lovelace"}
 
 
@@ -39,6 +57,7 @@ class SimHost:
     boot_id: str = "5b0e1f7c-7d0f-4c5e-9b7a-2f1f5a0c9e11"
     files: dict[str, str] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)
+    available: dict[str, list[str]] = field(default_factory=lambda: copy.deepcopy(REPOSITORY))
 
     # -- the collector's interface
     def run(self, cmd: list[str]) -> tuple[int, str, str]:
@@ -50,6 +69,11 @@ class SimHost:
             lines = [f"{name}\t{ver}\t{'hi' if name in self.held else 'ii'} "
                      for name, ver in sorted(self.packages.items())]
             return (0 if lines else 1), "\n".join(lines) + "\n", ""
+        if cmd[:2] == ["apt-cache", "pkgnames"]:
+            return 0, "".join(f"{n}\n" for n in sorted(self.available)), ""
+        if cmd[:2] == ["apt-cache", "madison"]:
+            lines = [f"{n:>20} | {v} | file:/srv/repo ./ Packages" for n in cmd[2:] for v in self.available.get(n, [])]
+            return 0, "".join(line + "\n" for line in lines), ""
         if cmd[0] in ("nvcc", "/usr/local/cuda/bin/nvcc") and self.cuda:
             major_minor = ".".join(self.cuda.split(".")[:2])
             return 0, (f"nvcc: NVIDIA (R) Cuda compiler driver\nCuda compilation tools, release {major_minor}, "
