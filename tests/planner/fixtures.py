@@ -8,8 +8,9 @@ from pathlib import Path
 import yaml
 from pydantic import Field
 
-from orchestrator.model.stack import Connection, FailureDomains, Fleet, Host, SoftwareStack, StrictModel
+from orchestrator.model.stack import Connection, FailureDomains, Fleet, Host, HostPackages, SoftwareStack, StrictModel
 from orchestrator.planner import UnknownHost
+from tests.support.simhost import REPOSITORY
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -34,7 +35,10 @@ class FixtureUnknown(StrictModel):
 
 
 class FixtureFleet(StrictModel):
+    """``repository``: the builds every host's repositories offer (default: the simulated hosts' repository)."""
+
     stacks: dict[str, SoftwareStack] = {}
+    repository: dict[str, tuple[str, ...]] | None = None
     hosts: tuple[FixtureHost, ...]
     unknown: tuple[FixtureUnknown, ...] = ()
     now: datetime = NOW
@@ -54,12 +58,13 @@ class Expected(StrictModel):
 def load_fleet(path: Path) -> tuple[Fleet, list[UnknownHost], datetime]:
     raw = FixtureFleet.model_validate(yaml.safe_load(path.read_text()))
     hosts = []
+    offered = raw.repository if raw.repository is not None else {k: tuple(v) for k, v in REPOSITORY.items()}
     for h in raw.hosts:
         stack = raw.stacks[h.stack] if isinstance(h.stack, str) else h.stack
         hosts.append(Host(
             name=h.name, connection=Connection(address=h.name), pool=h.pool, gpu=h.gpu, gpu_count=h.gpu_count,
             nvswitch=h.nvswitch, domains=FailureDomains(rack=h.rack, switch=h.switch, nvlink_domain=h.nvlink_domain),
-            stack=stack, cordoned_by_hand=h.cordoned, cordon_reason="by hand" if h.cordoned else None,
+            stack=stack, packages=HostPackages(manager="apt", available=offered), cordoned_by_hand=h.cordoned, cordon_reason="by hand" if h.cordoned else None,
         ))
     unknown = [UnknownHost(u.name, u.pool, u.reason) for u in raw.unknown]
     return Fleet(hosts=tuple(hosts)), unknown, raw.now

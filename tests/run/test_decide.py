@@ -1,0 +1,264 @@
+"""The executor's decisions, driven through ``decide`` with fake host actions: no Ansible, no journal, no clock.
+
+Like k8s-operator-libs' state tests: a plan from the planner, a fake that answers each step (ok, a failure, a
+gate figure), and assertions on where every host ends and what the run decided. Resume is checked by cutting a
+recorded run after every one of its events, replaying that prefix and finishing: the end is always the same.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from orchestrator.knowledge import load_knowledge
+from orchestrator.model.desired import load_desired
+from orchestrator.model.policy import FailureBudget, RolloutPolicy
+from orchestrator.planner import Plan, build_plan
+from orchestrator.planner.model import Step, StepKind
+from orchestrator.run.decide import (
+    Action,
+    Begin,
+    Event,
+    Finished,
+    RunContext,
+    RunState,
+    RunStep,
+    Soak,
+    SoakDone,
+    StepDone,
+    WaveEnded,
+    decide,
+    event_data,
+    event_from_data,
+    initial_state,
+    outstanding_actions,
+)
+from orchestrator.run.states import HostState
+from tests.planner.fixtures import load_fleet
+
+SCENARIO = Path(__file__).resolve().parents[1] / "planner" / "scenarios" / "upgrade-h100"
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+Fail = Callable[[str, Step], str | None]
+
+
+def make_plan(**policy: object) -> Plan:
+    fleet, _unknown, now = load_fleet(SCENARIO / "fleet.yaml")
+    desired = load_desired(SCENARIO / "desired.yaml")
+    base = (desired.policy or RolloutPolicy()).model_dump()
+    base.update(windows=(), soak=0, **policy)
+    return build_plan(fleet, desired, RolloutPolicy.model_validate(base), load_knowledge(), now)
+
+
+def answer(plan: Plan, action: RunStep, fail: Fail, figure: Callable[[str], float]) -> StepDone:
+    """The fake host: every step succeeds unless ``fail`` says why; stacks and figures as a real host reports."""
+    host = plan.host(action.host)
+    step = action.step
+    why = fail(action.host, step)
+    if why:
+        return StepDone(action.host, action.phase, step.id, False, why)
+    data: dict[str, object] = {}
+    if step.kind in (StepKind.PRECHECK, StepKind.VERIFY):
+        at_target = action.phase == "upgrade" and step.kind == StepKind.VERIFY
+        stack = host.target if at_target and host.target is not None else host.current
+        data = {"stack": stack.model_dump(mode="json"), "driver_status": "ok"}
+    if step.kind == StepKind.GATE:
+        data = {"figures": {"pcie_h2d_gbps": figure(action.host)}}
+    if step.kind == StepKind.DRAIN:
+        data = {"action": "drained"}
+    return StepDone(action.host, action.phase, step.id, True, "", data)
+
+
+def drive(ctx: RunContext, fail: Fail = lambda h, s: None, figure: Callable[[str], float] = lambda h: 50.0,
+          state: RunState | None = None, pending: list[Action] | None = None,
+          events: list[Event] | None = None) -> tuple[RunState, list[Event], list[Action]]:
+    """Run to the end: one action at a time, in order, each answered by the fake host."""
+    events = [] if events is None else events
+    done: list[Action] = []
+    queue: deque[Action] = deque(pending or [])
+    if state is None:
+        state = initial_state(ctx)
+        events.append(Begin(NOW))
+        state, actions = decide(ctx, state, events[-1])
+        done += actions
+        queue += [a for a in actions if isinstance(a, RunStep | Soak)]
+    while queue:
+        action = queue.popleft()
+        event: Event = (answer(ctx.plan, action, fail, figure) if isinstance(action, RunStep)
+                        else SoakDone(action.wave, NOW))
+        events.append(event)
+        state, actions = decide(ctx, state, event)
+        done += actions
+        queue += [a for a in actions if isinstance(a, RunStep | Soak)]
+    return state, events, done
+
+
+def ctx_for(plan: Plan, **kw: object) -> RunContext:
+    return RunContext(plan, plan.waves, **kw)  # type: ignore[arg-type]
+
+
+def states(state: RunState) -> dict[str, HostState]:
+    return {h: r.state for h, r in state.hosts.items()}
+
+
+def fail_on(host: str, kind: StepKind) -> Fail:
+    """The host's upgrade step of this kind fails; its rollback steps (``rb-``) succeed."""
+    def fail(h: str, step: Step) -> str | None:
+        bad = h == host and step.kind == kind and not step.id.startswith("rb-")
+        return "E: boom [/var/lib/dpkg/lock]" if bad else None
+    return fail
+
+
+def test_a_clean_run_ends_done_with_every_host_done() -> None:
+    plan = make_plan()
+    state, _events, actions = drive(ctx_for(plan))
+    assert state.status == "done"
+    assert set(states(state).values()) == {HostState.DONE}
+    assert [a.wave for a in actions if isinstance(a, WaveEnded)] == [w.name for w in plan.waves]
+
+
+def test_budget_zero_allows_no_failure() -> None:
+    plan = make_plan(failure_budget=FailureBudget(per_wave=0, total=0))
+    canary = plan.waves[0].hosts[0]
+    state, _e, actions = drive(ctx_for(plan), fail_on(canary, StepKind.CHANGE))
+    assert plan.waves[0].failure_budget == 0
+    assert state.status == "halted"
+    assert states(state)[canary] == HostState.ROLLED_BACK
+    ended = [a for a in actions if isinstance(a, WaveEnded)]
+    assert ended[-1].status == "halted" and "budget 0" in ended[-1].reason
+    # nothing of the later waves started
+    later = {h for w in plan.waves[1:] for h in w.hosts}
+    assert all(states(state)[h] == HostState.PENDING for h in later)
+
+
+def test_a_count_budget_lets_the_run_go_on_and_ends_rolled_back() -> None:
+    plan = make_plan(failure_budget=FailureBudget(per_wave=1, total=1))
+    canary = plan.waves[0].hosts[0]
+    state, _e, _a = drive(ctx_for(plan), fail_on(canary, StepKind.CHANGE))
+    assert state.status == "rolled_back"
+    assert states(state)[canary] == HostState.ROLLED_BACK
+    assert sum(1 for s in states(state).values() if s == HostState.DONE) == len(plan.hosts) - 1
+
+
+def test_percent_budget_comes_from_the_plan_not_re_resolved() -> None:
+    plan = make_plan(failure_budget=FailureBudget(per_wave="50%", total="50%"))
+    assert [w.failure_budget for w in plan.waves] == [max(1, len(w.hosts) // 2) for w in plan.waves]
+    later = plan.waves[1]
+    victim = later.hosts[0]
+    state, _e, _a = drive(ctx_for(plan), fail_on(victim, StepKind.GATE))
+    assert states(state)[victim] == HostState.ROLLED_BACK and state.status == "rolled_back"
+
+
+def test_a_failed_rollback_quarantines_the_host_and_halts_with_zero_budget() -> None:
+    plan = make_plan(failure_budget=FailureBudget(per_wave=0, total=0))
+    canary = plan.waves[0].hosts[0]
+
+    def fail(h: str, step: Step) -> str | None:
+        if h != canary:
+            return None
+        if step.kind == StepKind.GATE and not step.id.startswith("rb-"):
+            return "gate failed"
+        if step.kind == StepKind.CHANGE and step.id.startswith("rb-"):
+            return "E: Version '535.183.01-0ubuntu1' for 'nvidia-driver-535' was not found"
+        return None
+
+    state, _e, _a = drive(ctx_for(plan), fail)
+    run = state.hosts[canary]
+    assert run.state == HostState.QUARANTINED
+    assert "rollback failed" in run.reason and "not found" in run.reason and run.reason.startswith("12-gate")
+    assert state.status == "halted"
+
+
+def test_a_straggler_is_rolled_back_against_the_wave_median() -> None:
+    plan = make_plan(failure_budget=FailureBudget(per_wave=1, total=2))
+    wave = next(w for w in plan.waves if len(w.hosts) >= 2)
+    slow = wave.hosts[0]
+    state, _e, actions = drive(ctx_for(plan), figure=lambda h: 10.0 if h == slow else 50.0)
+    assert states(state)[slow] == HostState.ROLLED_BACK
+    assert "straggler" in state.hosts[slow].reason
+    ended = next(a for a in actions if isinstance(a, WaveEnded) and a.wave == wave.name)
+    assert ended.stragglers == (slow,)
+
+
+def test_rollback_wave_rolls_back_the_hosts_that_passed() -> None:
+    plan = make_plan(failure_budget=FailureBudget(per_wave=0, total=0, on_exceed="rollback-wave"))
+    wave = next(w for w in plan.waves if len(w.hosts) >= 2)
+    victim, other = wave.hosts[0], wave.hosts[1]
+    ctx = RunContext(plan, (wave,))
+    state, _e, _a = drive(ctx, fail_on(victim, StepKind.CHANGE))
+    assert states(state)[victim] == HostState.ROLLED_BACK
+    assert states(state)[other] == HostState.ROLLED_BACK
+    assert "over its failure budget" in state.hosts[other].reason
+    assert state.status == "halted"
+
+
+def test_the_next_wave_waits_for_its_window() -> None:
+    plan = make_plan()
+    windowed = plan.model_copy(update={"policy": plan.policy.model_copy(update={"windows": (
+        {"days": ("mon", "tue", "wed", "thu", "fri", "sat", "sun"), "start": "08:00", "end": "12:00",
+         "timezone": "UTC"},)})})
+    windowed = Plan.model_validate(windowed.model_dump())
+    ctx = ctx_for(windowed)
+    state = initial_state(ctx)
+    state, actions = decide(ctx, state, Begin(NOW))
+    queue = [a for a in actions if isinstance(a, RunStep)]
+    late = datetime(2026, 12, 1, 13, 0, tzinfo=UTC)
+    while queue:
+        action = queue.pop(0)
+        assert isinstance(action, RunStep)
+        state, actions = decide(ctx, state, answer(windowed, action, lambda h, s: None, lambda h: 50.0))
+        queue += [a for a in actions if isinstance(a, RunStep)]
+        for soak in (a for a in actions if isinstance(a, Soak)):
+            state, actions = decide(ctx, state, SoakDone(soak.wave, late))
+            finished = [a for a in actions if isinstance(a, Finished)]
+            assert finished and "stopped before wave-1" in finished[0].reason and "outside" in finished[0].reason
+    assert state.status == "done"
+    assert all(states(state)[h] == HostState.PENDING for h in windowed.waves[1].hosts)
+
+
+def test_no_slot_when_quarantined_hosts_hold_them() -> None:
+    plan = make_plan(failure_budget=FailureBudget(per_wave=9, total=9))
+    pool = plan.pools[0]
+    canary = plan.waves[0].hosts[0]
+
+    def fail(h: str, step: Step) -> str | None:
+        return "boom" if step.kind == StepKind.CHANGE else None  # every change and every rollback change fails
+
+    state, _e, actions = drive(RunContext(plan, plan.waves, parallel=None), fail)
+    assert states(state)[canary] == HostState.QUARANTINED
+    assert state.status == "halted"
+    assert pool.max_unavailable >= 1
+    reasons = [a.reason for a in actions if isinstance(a, WaveEnded) and a.status == "halted"]
+    assert reasons and ("no slot" in reasons[-1] or "failed" in reasons[-1])
+
+
+@pytest.mark.parametrize("case", ["clean", "failure", "straggler"])
+def test_resuming_after_any_event_reaches_the_same_end(case: str) -> None:
+    plan = make_plan(failure_budget=FailureBudget(per_wave=1, total=2))
+    ctx = ctx_for(plan)
+    victim = plan.waves[1].hosts[0]
+    fail: Fail = fail_on(victim, StepKind.CHANGE) if case == "failure" else (lambda h, s: None)
+    figure: Callable[[str], float] = (lambda h: 10.0 if h == victim else 50.0) if case == "straggler" \
+        else (lambda h: 50.0)
+    final, events, _a = drive(ctx, fail, figure)
+    for cut in range(1, len(events)):
+        state = initial_state(ctx)
+        for event in events[:cut]:
+            state, _ = decide(ctx, state, event_from_data(event_data(event)))  # through the journal's form
+        resumed, _e, _a = drive(ctx, fail, figure, state=state, pending=outstanding_actions(ctx, state))
+        assert states(resumed) == states(final), f"cut after event {cut}"
+        assert resumed.status == final.status
+
+
+def test_a_duplicate_result_is_ignored() -> None:
+    plan = make_plan()
+    ctx = ctx_for(plan)
+    state, actions = decide(ctx, initial_state(ctx), Begin(NOW))
+    first = next(a for a in actions if isinstance(a, RunStep))
+    result = answer(plan, first, lambda h, s: None, lambda h: 50.0)
+    once, _ = decide(ctx, state, result)
+    twice, again = decide(ctx, once, result)
+    assert twice == once and again == []
