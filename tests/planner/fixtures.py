@@ -64,7 +64,8 @@ def load_fleet(path: Path) -> tuple[Fleet, list[UnknownHost], datetime]:
         hosts.append(Host(
             name=h.name, connection=Connection(address=h.name), pool=h.pool, gpu=h.gpu, gpu_count=h.gpu_count,
             nvswitch=h.nvswitch, domains=FailureDomains(rack=h.rack, switch=h.switch, nvlink_domain=h.nvlink_domain),
-            stack=stack, packages=HostPackages(manager="apt", available=offered), cordoned_by_hand=h.cordoned, cordon_reason="by hand" if h.cordoned else None,
+            stack=stack, packages=HostPackages(manager="apt", available=offered),
+            cordoned_by_hand=h.cordoned, cordon_reason="by hand" if h.cordoned else None,
         ))
     unknown = [UnknownHost(u.name, u.pool, u.reason) for u in raw.unknown]
     return Fleet(hosts=tuple(hosts)), unknown, raw.now
