@@ -115,7 +115,7 @@ def test_every_grammar_refuses_hostile_text(bad: str) -> None:
     assert check_var("upgrade_version", "1.0-1" + bad) is not None
     assert check_var("upgrade_package", "libnccl2" + bad) is not None
     assert check_var("drain_reason", "gpu-fleet-upgrade " + bad) is not None
-    with pytest.raises(ValueError, match="grammar|package name|not a package version"):
+    with pytest.raises(ValueError, match=r"grammar|package name|not a package version"):
         Step(id="03-nccl", kind=StepKind.CHANGE, estimate_s=1, playbook="upgrade_host.yml",
              vars={"upgrade_version": "2.28.9-1" + bad})
 
