@@ -149,7 +149,7 @@ def unsafe_vars_yaml(extravars: Mapping[str, Any]) -> str:
         if not _VAR_KEY.match(key):
             raise AnsibleError(f"extra var name {key!r} is not a variable name")
         lines.append(f"{key}: {_unsafe(value)}")
-    return "---\n" + "\n".join(lines) + "\n"
+    return "---\n" + ("\n".join(lines) if lines else "{}") + "\n"
 
 
 def run_playbook(
