@@ -53,12 +53,12 @@ def test_version_is_stable_and_changes_with_overrides(tmp_path: Path) -> None:
 def test_site_override_adds_a_newer_driver_branch() -> None:
     hw = Hardware(resolve_gpu("H100"))
     stack = SoftwareStack.model_validate({"driver": "625.10.01"})
-    shipped = {v.rule for v in check(load_knowledge(), hw, stack, CheckContext(now=date(2026, 1, 1)))}
-    assert "unknown-driver-branch" in shipped
+    shipped = {v.rule: v for v in check(load_knowledge(), hw, stack, CheckContext(now=date(2026, 1, 1)))}
+    assert "upgrade knowledge import" in (shipped["newer-than-knowledge"].fix or "")
     k = load_knowledge(DATA / "site_new_driver.yaml")
     assert k.conflicts == ()
     site = {v.rule for v in check(k, hw, stack, CheckContext(now=date(2026, 1, 1)))}
-    assert "unknown-driver-branch" not in site
+    assert not {"unknown-driver-branch", "newer-than-knowledge"} & site
 
 
 def test_conflicting_override_is_reported_and_wins() -> None:
