@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
-from orchestrator.knowledge import CheckContext, Hardware, KnowledgeError, check, check_transition, load_knowledge
+from orchestrator.knowledge import (
+    CheckContext,
+    Hardware,
+    Knowledge,
+    KnowledgeError,
+    check,
+    check_transition,
+    load_knowledge,
+)
 from orchestrator.knowledge.facts import Sourced
 from orchestrator.model.gpus import architectures, catalogue, resolve_gpu
 from orchestrator.model.stack import SoftwareStack
@@ -15,25 +25,94 @@ from orchestrator.model.stack import SoftwareStack
 DATA = Path(__file__).parent / "data"
 
 
-def _facts(k: object) -> list[Sourced]:
+def _walk(value: object, out: list[Sourced]) -> None:
+    if isinstance(value, Sourced):
+        out.append(value)
+    if isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            _walk(getattr(value, name), out)
+    elif isinstance(value, tuple):
+        for item in value:
+            _walk(item, out)
+
+
+def _facts(k: Knowledge) -> list[Sourced]:
     out: list[Sourced] = []
-    for section in ("cuda", "drivers", "architectures", "libraries"):
-        model = getattr(k, section)
-        for name in type(model).model_fields:
-            value = getattr(model, name)
-            items = value if isinstance(value, tuple) else (value,)
-            out.extend(i for i in items if isinstance(i, Sourced))
+    for section in (k.cuda, k.drivers, k.architectures, k.libraries, k.os):
+        _walk(section, out)
     return out
 
 
-def test_every_shipped_fact_cites_a_web_page() -> None:
+# Pages NVIDIA (or the framework) rewrites in place for each release: a fact citing one of them is not
+# checkable later. Their versioned editions (a branch number, /archive/<release>/, a tag or commit) are not.
+UNVERSIONED = [
+    re.compile(p)
+    for p in (
+        r"/latest/",
+        r"docs\.nvidia\.com/cuda/cuda-toolkit-release-notes",
+        r"docs\.nvidia\.com/datacenter/tesla/drivers/(?!\d{3}/)",
+        r"docs\.nvidia\.com/deploy/cuda-compatibility/(?!\d{3}/)",
+        r"docs\.nvidia\.com/datacenter/tesla/driver-installation-guide/(?!\d{3}/)",
+        r"docs\.nvidia\.com/datacenter/tesla/fabric-manager-user-guide/",
+        r"docs\.nvidia\.com/deeplearning/sdk/",
+        r"docs\.nvidia\.com/deeplearning/cudnn/(?!backend/v\d|v\d|archives/)",
+        r"pytorch\.org/get-started/",
+        r"tensorflow\.org/install",
+        r"github\.com/[^/]+/[^/]+/blob/(main|master)/",
+        r"forums\.developer\.nvidia\.com/t/[^/]+/\d+/?$",
+    )
+]
+# Published in one edition only (no versioned copy exists): allowed with a note saying when it was read.
+SINGLE_EDITION = ("https://developer.nvidia.com/cuda-gpus", "https://developer.nvidia.com/cuda-legacy-gpus")
+
+
+def source_problems(fact: Sourced) -> list[str]:
+    problems = []
+    for url in (fact.source, *fact.sources.values()):
+        if not url.startswith("https://"):
+            problems.append(f"{url!r} is not a web page")
+        elif url in SINGLE_EDITION:
+            if "2026-12" not in fact.note:
+                problems.append(f"{url} is a single-edition page: say in the note when it was read")
+        elif any(p.search(url) for p in UNVERSIONED):
+            problems.append(f"{url} is an unversioned page that now shows other releases")
+    if fact.unverified and not fact.note:
+        problems.append("unverified fact without a note")
+    return problems
+
+
+def test_every_shipped_fact_cites_a_versioned_page() -> None:
     facts = _facts(load_knowledge())
-    assert len(facts) > 60
-    for fact in facts:
-        for url in (fact.source, *fact.sources.values()):
-            assert url.startswith("https://"), fact
-        if fact.unverified:
-            assert fact.note, f"unverified fact without a note: {fact}"
+    assert len(facts) > 80
+    bad = {repr(f)[:80]: p for f in facts if (p := source_problems(f))}
+    assert bad == {}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://docs.nvidia.com/cuda/cuda-toolkit-release-notes/index.html",
+        "https://docs.nvidia.com/datacenter/tesla/drivers/supported-drivers-and-cuda-toolkit-versions.html",
+        "https://docs.nvidia.com/deploy/cuda-compatibility/forward-compatibility.html",
+        "https://docs.nvidia.com/deeplearning/cudnn/latest/support-matrix/index.html",
+        "https://docs.nvidia.com/deeplearning/sdk/cudnn-support-matrix/index.html",
+        "https://pytorch.org/get-started/previous-versions/",
+        "https://github.com/pytorch/pytorch/blob/main/RELEASE.md",
+        "https://forums.developer.nvidia.com/t/current-graphics-driver-releases/28500",
+    ],
+)
+def test_unversioned_pages_are_refused(url: str) -> None:
+    assert source_problems(Sourced(source=url)) != []
+
+
+def test_versioned_pages_pass() -> None:
+    for url in (
+        "https://docs.nvidia.com/cuda/archive/13.2.2/cuda-toolkit-release-notes/index.html",
+        "https://docs.nvidia.com/datacenter/tesla/drivers/620/supported-drivers-and-cuda-toolkit-versions.html",
+        "https://docs.nvidia.com/deeplearning/cudnn/backend/v9.5.1/reference/support-matrix.html",
+        "https://github.com/tensorflow/docs/blob/7c3650212740204359d4ceae481abc79345541be/site/en/install/source.md",
+    ):
+        assert source_problems(Sourced(source=url)) == [], url
 
 
 def test_every_catalogued_architecture_has_facts() -> None:
