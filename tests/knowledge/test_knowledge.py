@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from orchestrator.gpus import architectures, catalogue, resolve_gpu
 from orchestrator.knowledge import (
     CheckContext,
     Hardware,
