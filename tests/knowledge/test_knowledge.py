@@ -7,9 +7,9 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from orchestrator.gpus import architectures, catalogue, resolve_gpu
 from pydantic import BaseModel
 
-from orchestrator.gpus import architectures, catalogue, resolve_gpu
 from orchestrator.knowledge import (
     CheckContext,
     Hardware,
@@ -22,6 +22,7 @@ from orchestrator.knowledge import (
 from orchestrator.knowledge.facts import Sourced
 from orchestrator.model.gpus import architectures, catalogue, resolve_gpu
 from orchestrator.model.stack import SoftwareStack
+from orchestrator.model.versions import CudaVersion
 
 DATA = Path(__file__).parent / "data"
 
@@ -183,3 +184,21 @@ def test_transition_reports_only_new_findings() -> None:
     assert rules == {"fabric-manager-mismatch", "kernel-module-flavor-change"}
     down = {v.rule for v in check_transition(k, hw, after, before, CheckContext(now=date(2026, 1, 1)))}
     assert "driver-downgrade" in down
+
+
+def test_site_example_in_the_docs_loads(tmp_path: Path) -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "knowledge.md").read_text()
+    example = doc.split("## Site overrides", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    site = tmp_path / "site.yaml"
+    site.write_text(example)
+    k = load_knowledge(site)
+    fc = k.architectures.forward_compatibility
+    assert fc is not None and fc.row(CudaVersion("13.0")) is not None and "T4" in fc.datacenter_models
+    assert k.date == "2027-02-10" and k.newest_branch() is not None and k.newest_branch().branch == 625
+    hw = Hardware(resolve_gpu("H100"))
+    stack = SoftwareStack.model_validate({"driver": "570.124.06", "cuda": "13.0"})
+    found = {v.rule for v in check(k, hw, stack, CheckContext(now=date(2026, 1, 1), cuda_compat=True))}
+    assert "cuda-forward-compat" in found and "cuda-forward-compat-unsupported" not in found
+    unlisted = SoftwareStack.model_validate({"driver": "560.35.03", "cuda": "13.0"})
+    found = {v.rule for v in check(k, hw, unlisted, CheckContext(now=date(2026, 1, 1), cuda_compat=True))}
+    assert "cuda-forward-compat-unsupported" in found
