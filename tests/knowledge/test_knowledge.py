@@ -7,7 +7,6 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from orchestrator.gpus import architectures, catalogue, resolve_gpu
 from pydantic import BaseModel
 
 from orchestrator.knowledge import (
