@@ -21,7 +21,11 @@ from orchestrator.model.stack import Connection, Fleet, Host
         ("NVIDIA H200", "H200", "Hopper", "9.0"),
         ("NVIDIA L40S", "L40S", "Ada Lovelace", "8.9"),
         ("NVIDIA B200", "B200", "Blackwell", "10.0"),
-        ("NVIDIA RTX PRO 6000 Blackwell Server Edition", "RTX PRO 6000 Blackwell", "Blackwell", "12.0"),
+        ("NVIDIA RTX PRO 6000 Blackwell Server Edition", "RTX PRO 6000 Blackwell Server Edition", "Blackwell", "12.0"),
+        ("NVIDIA RTX PRO 6000 Blackwell Max-Q Workstation Edition", "RTX PRO 6000 Blackwell Workstation Edition",
+         "Blackwell", "12.0"),
+        ("NVIDIA RTX PRO 4500 Blackwell Server Edition", "RTX PRO 4500 Blackwell Server Edition", "Blackwell", "12.0"),
+        ("NVIDIA A2", "A2", "Ampere", "8.6"),
     ],
 )
 def test_names_people_and_nvidia_smi_use(name: str, model: str, arch: str, cc: str) -> None:

@@ -91,15 +91,27 @@ def compat(
     cuda_compat: bool = typer.Option(
         False, "--cuda-compat", help="A cuda-compat forward-compatibility package is used."
     ),
+    os_release: str | None = typer.Option(
+        None, "--os", help="Host OS as /etc/os-release ID:VERSION_ID, e.g. ubuntu:22.04 or rhel:9.4."
+    ),
     production: bool = typer.Option(False, "--production", help="Judge as a production pool."),
     site: Path | None = typer.Option(None, "--site", help=_SITE_FACTS_HELP),
     output: OutputFormat = typer.Option(
         OutputFormat.TABLE, "--output", help="table for people, json for CI."
     ),
 ) -> None:
-    """Will this stack work on this GPU? Exit 0 clean, 1 warnings only, 2 any error."""
+    """Will this stack work on this GPU? Exit 0 clean, 1 warnings only, 2 any error.
+
+    Every version may be given as its Debian/RPM package version (580.95.05-1, 3:580.95.05-1.el9).
+    """
     k = _load(site)
     model = resolve_gpu(gpu)
+    os_fields = None
+    if os_release is not None:
+        os_id, sep, os_version = os_release.partition(":")
+        if not sep or not os_id or not os_version:
+            raise typer.BadParameter(f"{os_release!r}: give ID:VERSION_ID, e.g. ubuntu:22.04", param_hint="--os")
+        os_fields = {"id": os_id, "version_id": os_version}
     stack = SoftwareStack.model_validate(
         {
             "driver": driver,
@@ -108,6 +120,7 @@ def compat(
             "nccl": nccl,
             "fabric_manager": fabric_manager,
             "kernel_module": kernel_module,
+            "os": os_fields,
         }
     )
     hw = Hardware(model, nvswitch=nvswitch if nvswitch is not None else fabric_manager is not None)

@@ -15,6 +15,7 @@ class Runs(StrEnum):
     NATIVE = "native"
     MINOR_COMPAT = "minor-compat"
     FORWARD_COMPAT = "forward-compat"
+    FORWARD_UNSUPPORTED = "forward-compat-unsupported"
     NO = "no"
     UNKNOWN = "unknown"
 
@@ -24,6 +25,9 @@ class Verdict:
     runs: Runs
     release: CudaRelease | None
     floor: MinorCompat | None
+    why: str = ""
+    source: str = ""
+    unverified: bool = False
 
 
 def release_for(k: Knowledge, cuda: CudaVersion) -> CudaRelease | None:
@@ -51,6 +55,8 @@ def driver_runs(
 ) -> Verdict:
     """Native, under minor version compatibility, through a cuda-compat package, or not at all."""
     release = release_for(k, cuda)
+    if release is not None and not release.has_requirement:
+        release = None  # known release, driver requirement not on file
     floor = minor_floor(k, cuda.major)
     if release is None and floor is None:
         return Verdict(Runs.UNKNOWN, None, None)
@@ -59,8 +65,35 @@ def driver_runs(
     if floor is not None and floor.admits(driver):
         return Verdict(Runs.MINOR_COMPAT if release is not None else Runs.UNKNOWN, release, floor)
     if cuda_compat and is_datacenter(k, gpu):
-        return Verdict(Runs.FORWARD_COMPAT, release, floor)
+        return forward_verdict(k, driver, cuda, release, floor)
     return Verdict(Runs.NO, release, floor)
+
+
+def forward_verdict(
+    k: Knowledge, driver: DriverVersion, cuda: CudaVersion, release: CudaRelease | None, floor: MinorCompat | None
+) -> Verdict:
+    """A cuda-compat package on a data-center GPU: the base floor, the branch-kind exclusion, the support table."""
+    fc = k.architectures.forward_compatibility
+    assert fc is not None
+    base = fc.floor(cuda.major)
+    if base is not None and not base.admits(driver):
+        why = f"cuda-compat packages of CUDA {cuda.major} need a base driver {base.floor_text()}"
+        return Verdict(Runs.FORWARD_UNSUPPORTED, release, floor, why, base.source, base.is_unverified("min_branch"))
+    branch = k.branch(driver.major)
+    excluded = fc.excluded
+    if excluded is not None and branch is not None and branch.kind in excluded.kinds:
+        why = f"R{driver.major} is a {branch.kind} branch, which is not a forward-compatibility target"
+        return Verdict(Runs.FORWARD_UNSUPPORTED, release, floor, why, excluded.source, excluded.is_unverified("kinds"))
+    row = fc.row(cuda)
+    if row is None:
+        why = f"NVIDIA's support table for cuda-compat-{cuda.major}-{cuda.minor} is not on file"
+        return Verdict(Runs.FORWARD_COMPAT, release, floor, why, fc.source, True)
+    if driver.major not in row.branches:
+        listed = ", ".join(f"R{b}" for b in row.branches)
+        why = (f"cuda-compat-{cuda.major}-{cuda.minor} is supported on {listed} only; branches not listed are "
+               "not supported targets")
+        return Verdict(Runs.FORWARD_UNSUPPORTED, release, floor, why, row.source, row.is_unverified("branches"))
+    return Verdict(Runs.FORWARD_COMPAT, release, floor, f"R{driver.major} is listed for it", row.source)
 
 
 def needed(verdict: Verdict, cuda: CudaVersion) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 # Importing the rule modules fills the RULES table.
-from orchestrator.knowledge import rules_stack  # noqa: F401
+from orchestrator.knowledge import rules_libraries, rules_platform, rules_stack  # noqa: F401
 from orchestrator.knowledge.findings import CheckContext, Hardware, Severity, Violation
 from orchestrator.knowledge.loader import Knowledge
 from orchestrator.knowledge.rules import RULES, W

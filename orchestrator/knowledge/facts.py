@@ -14,10 +14,11 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestrator.model.gpus import ComputeCapability
-from orchestrator.model.stack import SoftwareStack
+from orchestrator.model.stack import OsRelease, SoftwareStack
 from orchestrator.model.versions import CudaVersion, CudnnVersion, DriverVersion, NcclVersion
 
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_DAY = re.compile(r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
 
 
 class _Strict(BaseModel):
@@ -70,27 +71,39 @@ class LimitsText(Sourced):
 
 
 class CudaRelease(Sourced):
-    """One toolkit release and the driver it needs natively (an exact minimum, or only a branch)."""
+    """One toolkit release and the driver it needs natively (an exact minimum, or only a branch).
+
+    A release imported from a manifest that names no driver has neither: it is known (so a target
+    naming it is not "newer than the knowledge base") but its driver requirement is not.
+    """
 
     version: CudaVersion
     label: str
     min_driver: DriverVersion | None = None
     driver_branch: int | None = None
+    released: str | None = None
 
     @model_validator(mode="after")
     def _one_requirement(self) -> Self:
-        if (self.min_driver is None) == (self.driver_branch is None):
-            raise ValueError(f"{self.version}: give exactly one of min_driver, driver_branch")
+        if self.min_driver is not None and self.driver_branch is not None:
+            raise ValueError(f"{self.version}: give one of min_driver, driver_branch, not both")
+        if self.released is not None and not _DAY.match(self.released):
+            raise ValueError(f"{self.version}: released {self.released!r} is not YYYY-MM-DD")
         return self
+
+    @property
+    def has_requirement(self) -> bool:
+        return self.min_driver is not None or self.driver_branch is not None
 
     def satisfied_by(self, driver: DriverVersion) -> bool:
         if self.min_driver is not None:
             return driver >= self.min_driver
-        assert self.driver_branch is not None
-        return driver.major >= self.driver_branch
+        return self.driver_branch is not None and driver.major >= self.driver_branch
 
     def requirement(self) -> str:
-        return f">= {self.min_driver}" if self.min_driver else f"R{self.driver_branch} or later"
+        if self.min_driver is not None:
+            return f">= {self.min_driver}"
+        return f"R{self.driver_branch} or later" if self.driver_branch is not None else "unknown"
 
 
 class BranchKind(StrEnum):
@@ -126,11 +139,13 @@ class ModuleNeed(StrEnum):
 
 
 class Architecture(Sourced):
-    """What an architecture needs: first CUDA per compute capability, last CUDA major and driver branch."""
+    """What an architecture needs: first CUDA per compute capability, first and last driver branch,
+    last CUDA major and which kernel-module flavor."""
 
     name: str
     first_cuda: dict[str, CudaVersion] = {}
     last_cuda_major: int | None = None
+    min_driver_branch: int | None = None
     last_driver_branch: int | None = None
     kernel_module: ModuleNeed = ModuleNeed.EITHER
 
@@ -142,8 +157,49 @@ class ModelNeed(Sourced):
     kernel_module: ModuleNeed
 
 
+class CompatSupport(Sourced):
+    """One row of NVIDIA's forward-compatibility table: the driver branches a cuda-compat package runs on.
+
+    Branches not listed for a package NVIDIA lists are not supported targets.
+    """
+
+    cuda: CudaVersion
+    branches: tuple[int, ...]
+
+
+class CompatBaseFloor(Sourced):
+    """The minimum base driver installation under cuda-compat packages of one CUDA major."""
+
+    cuda_major: int
+    min_branch: int
+    min_driver: DriverVersion | None = None
+
+    def admits(self, driver: DriverVersion) -> bool:
+        return driver >= self.min_driver if self.min_driver is not None else driver.major >= self.min_branch
+
+    def floor_text(self) -> str:
+        return f">= {self.min_driver}" if self.min_driver else f">= R{self.min_branch}"
+
+
+class CompatExclusion(Sourced):
+    """Driver branch kinds that are never forward-compatibility targets (new-feature branches)."""
+
+    kinds: tuple[BranchKind, ...]
+
+
 class ForwardCompat(Sourced):
+    """Forward compatibility as NVIDIA publishes it: data-center GPUs, a support table, exclusions, floors."""
+
     datacenter_models: tuple[str, ...]
+    support: tuple[CompatSupport, ...] = ()
+    excluded: CompatExclusion | None = None
+    base_floors: tuple[CompatBaseFloor, ...] = ()
+
+    def row(self, cuda: CudaVersion) -> CompatSupport | None:
+        return next((r for r in self.support if r.cuda.key[:2] == cuda.key[:2]), None)
+
+    def floor(self, major: int) -> CompatBaseFloor | None:
+        return next((f for f in self.base_floors if f.cuda_major == major), None)
 
 
 class BranchFact(Sourced):
@@ -154,13 +210,39 @@ class RuleFact(Sourced):
     rule: str
 
 
+def _cc(text: str | None) -> ComputeCapability | None:
+    return ComputeCapability.parse(text) if text else None
+
+
+class CudnnBuild(_Strict):
+    """One row of a cuDNN support matrix: the CUDA minors of a build and its compute-capability range."""
+
+    cuda: tuple[CudaVersion, ...]
+    min_compute_capability: str
+    max_compute_capability: str
+
+    def covers(self, cuda: CudaVersion) -> bool:
+        return any(c.key[:2] == cuda.key[:2] for c in self.cuda)
+
+
 class CudnnRelease(Sourced):
+    """A cuDNN release: the CUDA majors it is built for and the compute capabilities it supports."""
+
     version: CudnnVersion
     cuda_majors: tuple[int, ...]
     min_compute_capability: str | None = None
+    max_compute_capability: str | None = None
+    builds: tuple[CudnnBuild, ...] = ()
+
+    def cc_range(self, cuda: CudaVersion | None) -> tuple[ComputeCapability | None, ComputeCapability | None]:
+        """Lowest and highest compute capability; the build for ``cuda`` when the matrix has one."""
+        build = next((b for b in self.builds if cuda is not None and b.covers(cuda)), None)
+        if build is not None:
+            return _cc(build.min_compute_capability), _cc(build.max_compute_capability)
+        return _cc(self.min_compute_capability), _cc(self.max_compute_capability)
 
     def min_cc(self) -> ComputeCapability | None:
-        return ComputeCapability.parse(self.min_compute_capability) if self.min_compute_capability else None
+        return _cc(self.min_compute_capability)
 
 
 class NcclRelease(Sourced):
@@ -169,9 +251,70 @@ class NcclRelease(Sourced):
 
 
 class FrameworkBuild(Sourced):
+    """A framework release (``2.9.1``) or release series (``2.9``: every 2.9.x) and its CUDA builds."""
+
     name: str
     version: str
     cuda: tuple[CudaVersion, ...]
+
+    def covers(self, name: str, version: str) -> bool:
+        if self.name.lower() != name.lower():
+            return False
+        return version == self.version or version.startswith(self.version + ".")
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", text))
+
+
+class OsEntry(_Strict):
+    """A distribution release as ``/etc/os-release`` names it (``ID``, ``VERSION_ID`` or its major)."""
+
+    id: str
+    version: str
+    up_to: str | None = Field(default=None, description="highest VERSION_ID covered: 8.3 for 'RHEL 8.y (y <= 3)'")
+    from_version: str | None = Field(default=None, description="lowest VERSION_ID covered: 15.6 for 'SLES 15 SP6+'")
+    name: str = ""
+    kernel: str | None = None
+    glibc: str | None = None
+
+    def matches(self, os: OsRelease) -> bool:
+        if os.id.lower() != self.id.lower():
+            return False
+        host = os.version_id
+        if not (host == self.version or host.startswith(self.version + ".")):
+            return False
+        if self.from_version is not None and _version_tuple(host) < _version_tuple(self.from_version):
+            return False
+        return self.up_to is None or _version_tuple(host) <= _version_tuple(self.up_to)
+
+    def describe(self) -> str:
+        extra = ", ".join(x for x in (f"kernel {self.kernel}" if self.kernel else "",
+                                      f"glibc {self.glibc}" if self.glibc else "") if x)
+        return (self.name or f"{self.id} {self.version}") + (f" ({extra})" if extra else "")
+
+
+class OsTable(Sourced):
+    """A distribution table; ``unread_ids`` are distributions whose rows could not be read (no verdict)."""
+
+    arch: str = "x86_64"
+    unread_ids: tuple[str, ...] = ()
+    distributions: tuple[OsEntry, ...]
+
+    def supports(self, os: OsRelease) -> OsEntry | None:
+        return next((d for d in self.distributions if d.matches(os)), None)
+
+
+class CudaOsSupport(OsTable):
+    """The distributions a CUDA release supports (CUDA installation guide, system requirements)."""
+
+    cuda: CudaVersion
+
+
+class BranchOsSupport(OsTable):
+    """The distributions NVIDIA packages a driver branch for (driver installation guide)."""
+
+    branch: int
 
 
 class GoldenStack(_Strict):
@@ -198,6 +341,7 @@ class ArchitectureFacts(_Strict):
     models: tuple[ModelNeed, ...] = ()
     forward_compatibility: ForwardCompat | None = None
     open_module_first_branch: BranchFact | None = None
+    open_only_from_branch: BranchFact | None = None
     fabric_manager: RuleFact | None = None
 
 
@@ -207,12 +351,28 @@ class LibraryFacts(_Strict):
     frameworks: tuple[FrameworkBuild, ...] = ()
 
 
+class OsFacts(_Strict):
+    cuda: tuple[CudaOsSupport, ...] = ()
+    drivers: tuple[BranchOsSupport, ...] = ()
+
+
 class SiteFacts(_Strict):
-    """A site override file: any section of the shipped data, plus golden stacks."""
+    """A site override file: any section of the shipped data, plus golden stacks.
+
+    ``date`` (YYYY-MM-DD) says how current the file's facts are; ``upgrade knowledge import`` sets it.
+    """
 
     version: int = 1
+    date: str | None = None
     cuda: CudaFacts = CudaFacts()
     drivers: DriverFacts = DriverFacts()
     architectures: ArchitectureFacts = ArchitectureFacts()
     libraries: LibraryFacts = LibraryFacts()
+    os: OsFacts = OsFacts()
     golden_stacks: tuple[GoldenStack, ...] = ()
+
+    @model_validator(mode="after")
+    def _date(self) -> Self:
+        if self.date is not None and not _DAY.match(self.date):
+            raise ValueError(f"date {self.date!r} is not YYYY-MM-DD")
+        return self

@@ -19,26 +19,37 @@ from orchestrator.errors import InputError
 from orchestrator.knowledge.facts import (
     Architecture,
     ArchitectureFacts,
+    BranchOsSupport,
+    CompatBaseFloor,
+    CompatSupport,
     CudaFacts,
+    CudaOsSupport,
     CudaRelease,
     CudnnRelease,
     DriverBranch,
     DriverFacts,
+    ForwardCompat,
     FrameworkBuild,
     GoldenStack,
     LibraryFacts,
     ModelNeed,
     NcclRelease,
+    OsFacts,
     SiteFacts,
 )
 from orchestrator.loading import parse_yaml, validate
+from orchestrator.model.versions import CudaVersion
 
-SHIPPED_DATA_VERSION = "2026.1"
+SHIPPED_DATA_VERSION = "2026.2"
+# The day the shipped facts were last checked against NVIDIA's (and the frameworks') pages.
+SHIPPED_DATA_DATE = "2026-12-01"
+UPDATE_COMMAND = "upgrade knowledge import redistrib_<version>.json --site <site.yaml>"
 _FILES: dict[str, tuple[str, type[BaseModel]]] = {
     "cuda": ("cuda.yaml", CudaFacts),
     "drivers": ("drivers.yaml", DriverFacts),
     "architectures": ("architectures.yaml", ArchitectureFacts),
     "libraries": ("libraries.yaml", LibraryFacts),
+    "os": ("os.yaml", OsFacts),
 }
 
 M = TypeVar("M", bound=BaseModel)
@@ -80,6 +91,23 @@ class Knowledge:
     conflicts: tuple[Conflict, ...] = ()
     override_file: str | None = None
     version: str = field(default="")
+    os: OsFacts = field(default_factory=OsFacts)
+    date: str = SHIPPED_DATA_DATE
+
+    def newest_cuda(self) -> CudaRelease | None:
+        return max(self.cuda.releases, key=lambda r: r.version, default=None)
+
+    def newest_branch(self) -> DriverBranch | None:
+        return max(self.drivers.branches, key=lambda b: b.branch, default=None)
+
+    def cuda_os(self, cuda: CudaVersion) -> CudaOsSupport | None:
+        """The OS table of a CUDA release: its own, else the one of its minor series (``13.0`` for 13.0.2)."""
+        same = [t for t in self.os.cuda if t.cuda.key[:2] == cuda.key[:2]]
+        exact = [t for t in same if t.cuda == cuda]
+        return exact[0] if exact else (same[0] if same else None)
+
+    def branch_os(self, branch: int) -> BranchOsSupport | None:
+        return next((t for t in self.os.drivers if t.branch == branch), None)
 
     def branch(self, number: int) -> DriverBranch | None:
         return next((b for b in self.drivers.branches if b.branch == number), None)
@@ -139,12 +167,14 @@ def load_knowledge(override: Path | None = None) -> Knowledge:
     """Shipped facts plus an optional site file; conflicts are kept on the result, the site's value wins."""
     base = _shipped()
     cuda, drivers = base["cuda"], base["drivers"]
-    archs, libs = base["architectures"], base["libraries"]
+    archs, libs, os_facts = base["architectures"], base["libraries"], base["os"]
     assert isinstance(cuda, CudaFacts) and isinstance(drivers, DriverFacts)
     assert isinstance(archs, ArchitectureFacts) and isinstance(libs, LibraryFacts)
+    assert isinstance(os_facts, OsFacts)
     golden: tuple[GoldenStack, ...] = ()
     conflicts: list[Conflict] = []
     file = None
+    date = SHIPPED_DATA_DATE
     if override is not None:
         file = str(override)
         try:
@@ -184,8 +214,20 @@ def load_knowledge(override: Path | None = None) -> Knowledge:
                 "models": _merge(
                     "model", archs.models, site.architectures.models, _name_key, file, conflicts
                 ),
+                "forward_compatibility": _merge_fc(
+                    archs.forward_compatibility, site.architectures.forward_compatibility, file, conflicts
+                ),
             }
         )
+        os_facts = os_facts.model_copy(
+            update={
+                "cuda": _merge("os of cuda", os_facts.cuda, site.os.cuda, _os_cuda_key, file, conflicts),
+                "drivers": _merge(
+                    "os of branch", os_facts.drivers, site.os.drivers, _os_branch_key, file, conflicts
+                ),
+            }
+        )
+        date = max(date, site.date or date)
         libs = libs.model_copy(
             update={
                 "cudnn": _merge("cudnn", libs.cudnn, site.libraries.cudnn, _cudnn_key, file, conflicts),
@@ -198,11 +240,47 @@ def load_knowledge(override: Path | None = None) -> Knowledge:
         golden = site.golden_stacks
     parts: dict[str, Any] = {
         k: v.model_dump(mode="json")
-        for k, v in (("cuda", cuda), ("drivers", drivers), ("architectures", archs), ("libraries", libs))
+        for k, v in (
+            ("cuda", cuda), ("drivers", drivers), ("architectures", archs), ("libraries", libs), ("os", os_facts)
+        )
     }
     parts["golden"] = [g.model_dump(mode="json") for g in golden]
     version = f"{SHIPPED_DATA_VERSION}+{_fingerprint(parts)}"
-    return Knowledge(cuda, drivers, archs, libs, golden, tuple(conflicts), file, version)
+    return Knowledge(cuda, drivers, archs, libs, golden, tuple(conflicts), file, version, os_facts, date)
+
+
+def _merge_fc(
+    shipped: ForwardCompat | None, site: ForwardCompat | None, file: str, conflicts: list[Conflict]
+) -> ForwardCompat | None:
+    """Site rows of the forward-compatibility table add to or replace shipped ones; models add up."""
+    if site is None or shipped is None:
+        return site or shipped
+    return shipped.model_copy(
+        update={
+            "datacenter_models": tuple(dict.fromkeys((*shipped.datacenter_models, *site.datacenter_models))),
+            "support": _merge("cuda-compat support", shipped.support, site.support, _compat_key, file, conflicts),
+            "base_floors": _merge(
+                "cuda-compat floor", shipped.base_floors, site.base_floors, _floor_key, file, conflicts
+            ),
+            "excluded": site.excluded or shipped.excluded,
+        }
+    )
+
+
+def _compat_key(r: CompatSupport) -> Hashable:
+    return r.cuda.key[:2]
+
+
+def _floor_key(f: CompatBaseFloor) -> Hashable:
+    return f.cuda_major
+
+
+def _os_cuda_key(t: CudaOsSupport) -> Hashable:
+    return (t.cuda.key, t.arch)
+
+
+def _os_branch_key(t: BranchOsSupport) -> Hashable:
+    return (t.branch, t.arch)
 
 
 def _release_key(r: CudaRelease) -> Hashable:

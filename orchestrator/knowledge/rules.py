@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from orchestrator.knowledge.cudareq import Runs, driver_runs, is_datacenter, needed
 from orchestrator.knowledge.facts import ModuleNeed
 from orchestrator.knowledge.findings import CheckContext, Hardware, Severity, Violation
-from orchestrator.knowledge.loader import Knowledge
+from orchestrator.knowledge.loader import UPDATE_COMMAND, Knowledge
 from orchestrator.model.stack import KernelModuleFlavor, SoftwareStack
 from orchestrator.model.versions import CudaVersion, DriverVersion
 
@@ -45,19 +45,20 @@ def cuda_verdicts(
     cuda: CudaVersion,
     what: str,
     ctx: CheckContext,
-    ids: tuple[str, str, str, str],
+    ids: tuple[str, str, str, str, str],
 ) -> Iterator[Violation]:
-    """Shared by the toolkit and workload rules: the four outcomes of 'can this driver run that CUDA'."""
+    """Shared by the toolkit and workload rules: the outcomes of 'can this driver run that CUDA'."""
     v = driver_runs(k, driver, cuda, hw.gpu, ctx.cuda_compat)
-    too_old, minor, forward, unknown = ids
+    too_old, minor, forward, unknown, unsupported = ids
     release_src = v.release.source if v.release else (v.floor.source if v.floor else "")
+    package = f"cuda-compat-{cuda.major}-{cuda.minor}"
     if v.runs is Runs.UNKNOWN:
         yield Violation(
             rule=unknown,
             severity=W,
             source=release_src or "orchestrator/knowledge/data/cuda.yaml",
             message=f"{what} CUDA {cuda}: no driver requirement on file for this release",
-            fix="add the release to a site facts file (--site)",
+            fix=f"add the release to a site facts file: {UPDATE_COMMAND}",
         )
     elif v.runs is Runs.MINOR_COMPAT:
         assert v.floor is not None
@@ -72,20 +73,30 @@ def cuda_verdicts(
             fix=f"upgrade the driver to {v.release.requirement() if v.release else 'a newer one'}",
         )
     elif v.runs is Runs.FORWARD_COMPAT:
-        fc = k.architectures.forward_compatibility
         yield Violation(
             rule=forward,
             severity=W,
-            source=fc.source if fc else release_src,
+            source=v.source or release_src,
+            unverified=v.unverified,
             message=f"{what} CUDA {cuda} runs on driver {driver} only through the forward-compatibility "
-            f"package cuda-compat-{cuda.major}-{cuda.minor} (data-center GPUs; check NVIDIA's "
-            "support table for this branch)",
-            fix=f"install cuda-compat-{cuda.major}-{cuda.minor} or upgrade the driver to {needed(v, cuda)}",
+            f"package {package} (data-center GPUs): {v.why}",
+            fix=f"install {package} or upgrade the driver to {needed(v, cuda)}",
+        )
+    elif v.runs is Runs.FORWARD_UNSUPPORTED:
+        yield Violation(
+            rule=unsupported,
+            severity=E,
+            source=v.source,
+            unverified=v.unverified,
+            message=f"{what} CUDA {cuda} through {package} on driver {driver}: {v.why}",
+            fix=f"upgrade the driver to {needed(v, cuda)} or move to a branch NVIDIA lists for {package}",
         )
     elif v.runs is Runs.NO:
-        hint = (
-            f" or install cuda-compat-{cuda.major}-{cuda.minor} (forward compatibility)"
-            if is_datacenter(k, hw.gpu)
+        datacenter = is_datacenter(k, hw.gpu)
+        hint = f" or install {package} (forward compatibility)" if datacenter else ""
+        why = (
+            f" ({package} is for data-center GPUs only; {hw.gpu.name} is not one)"
+            if ctx.cuda_compat and not datacenter
             else ""
         )
         yield Violation(
@@ -98,12 +109,18 @@ def cuda_verdicts(
                 if v.floor and v.release
                 else ""
             )
-            + f"; driver is {driver}",
+            + f"; driver is {driver}{why}",
             fix=f"upgrade the driver to {needed(v, cuda)}{hint}",
         )
 
 
-@rule("driver-too-old-for-cuda", "cuda-minor-version-compat", "cuda-forward-compat", "unknown-cuda-release")
+@rule(
+    "driver-too-old-for-cuda",
+    "cuda-minor-version-compat",
+    "cuda-forward-compat",
+    "unknown-cuda-release",
+    "cuda-forward-compat-unsupported",
+)
 def driver_vs_toolkit(k: Knowledge, hw: Hardware, s: SoftwareStack, ctx: CheckContext) -> Iterator[Violation]:
     """The driver must run the installed CUDA toolkit: natively, under minor or forward compatibility."""
     if s.driver is None or s.cuda is None:
@@ -120,19 +137,30 @@ def driver_vs_toolkit(k: Knowledge, hw: Hardware, s: SoftwareStack, ctx: CheckCo
             "cuda-minor-version-compat",
             "cuda-forward-compat",
             "unknown-cuda-release",
+            "cuda-forward-compat-unsupported",
         ),
     )
 
 
-@rule("driver-drops-architecture")
+@rule("driver-drops-architecture", "driver-predates-architecture")
 def driver_vs_architecture(
     k: Knowledge, hw: Hardware, s: SoftwareStack, ctx: CheckContext
 ) -> Iterator[Violation]:
-    """Driver branches after an architecture's last one do not drive it (R470 last for Kepler)."""
+    """A driver drives an architecture from its first branch to its last (Blackwell R570+, Kepler to R470)."""
     arch = k.architecture(hw.gpu.architecture)
-    if s.driver is None or arch is None or arch.last_driver_branch is None:
+    if s.driver is None or arch is None:
         return
-    if s.driver.major > arch.last_driver_branch:
+    if arch.min_driver_branch is not None and s.driver.major < arch.min_driver_branch:
+        yield Violation(
+            rule="driver-predates-architecture",
+            severity=E,
+            source=arch.source_of("min_driver_branch"),
+            unverified=arch.is_unverified("min_driver_branch"),
+            message=f"driver {s.driver} (R{s.driver.major}) predates {hw.gpu} ({arch.name}); "
+            f"R{arch.min_driver_branch} is the first branch for {arch.name}",
+            fix=f"use an R{arch.min_driver_branch} or later driver",
+        )
+    if arch.last_driver_branch is not None and s.driver.major > arch.last_driver_branch:
         yield Violation(
             rule="driver-drops-architecture",
             severity=E,
@@ -184,11 +212,28 @@ def arch_cuda(
         )
 
 
-@rule("open-module-required", "open-module-unsupported", "open-module-driver-too-old")
+@rule(
+    "open-module-required", "open-module-unsupported", "open-module-driver-too-old", "proprietary-modules-removed"
+)
 def kernel_module(k: Knowledge, hw: Hardware, s: SoftwareStack, ctx: CheckContext) -> Iterator[Violation]:
-    """Blackwell needs the open kernel modules; Maxwell, Pascal and Volta cannot use them."""
+    """Blackwell needs the open kernel modules; Maxwell, Pascal and Volta cannot use them; R620 has only them."""
     if s.kernel_module is None:
         return
+    only = k.architectures.open_only_from_branch
+    if (
+        only is not None
+        and s.driver is not None
+        and s.kernel_module is KernelModuleFlavor.PROPRIETARY
+        and s.driver.major >= only.branch
+    ):
+        yield Violation(
+            rule="proprietary-modules-removed",
+            severity=E,
+            source=only.source,
+            message=f"driver {s.driver}: NVIDIA removed the proprietary kernel modules from R{only.branch} on; "
+            "the stack asks for the proprietary flavor",
+            fix=f"install the open flavor (nvidia-open) or stay below R{only.branch}",
+        )
     arch = k.architecture(hw.gpu.architecture)
     need = k.model_need(hw.gpu.name) or arch
     if (

@@ -1,4 +1,4 @@
-"""Rules on libraries, driver lifecycle, declared workloads and site golden stacks (table in rules.py)."""
+"""Rules on driver lifecycle, declared workloads and site golden stacks (table in rules.py)."""
 
 from __future__ import annotations
 
@@ -6,70 +6,12 @@ from collections.abc import Iterator
 
 from orchestrator.knowledge.facts import BranchKind
 from orchestrator.knowledge.findings import CheckContext, Hardware, Violation, Workload
-from orchestrator.knowledge.loader import Knowledge
+from orchestrator.knowledge.loader import UPDATE_COMMAND, Knowledge
 from orchestrator.knowledge.rules import E, W, arch_cuda, cuda_verdicts, rule
 from orchestrator.model.stack import COMPONENTS, SoftwareStack
 from orchestrator.model.versions import CudaVersion
 
 DATA = "orchestrator/knowledge/data"
-
-
-@rule("cudnn-cuda-mismatch", "cudnn-drops-architecture")
-def cudnn(k: Knowledge, hw: Hardware, s: SoftwareStack, ctx: CheckContext) -> Iterator[Violation]:
-    """cuDNN must be built for the toolkit's CUDA major and still support the GPU."""
-    if s.cudnn is None:
-        return
-    rel = next((c for c in k.libraries.cudnn if c.version.key[:2] == s.cudnn.key[:2]), None)
-    if rel is None:
-        return
-    if s.cuda is not None and s.cuda.major not in rel.cuda_majors:
-        majors = ", ".join(f"{m}.x" for m in rel.cuda_majors)
-        yield Violation(
-            rule="cudnn-cuda-mismatch",
-            severity=E,
-            source=rel.source,
-            message=f"cuDNN {s.cudnn} is built for CUDA {majors} (support matrix of {rel.version}), "
-            f"not for CUDA {s.cuda}",
-            fix=f"install the cuDNN build for CUDA {s.cuda.major} (libcudnn9-cuda-{s.cuda.major})",
-        )
-    cc = rel.min_cc()
-    if cc is not None and hw.gpu.compute_capability < cc:
-        yield Violation(
-            rule="cudnn-drops-architecture",
-            severity=E,
-            source=rel.source_of("min_compute_capability"),
-            message=f"cuDNN {s.cudnn} supports compute capability {cc} and newer; {hw.gpu} is "
-            f"{hw.gpu.compute_capability}",
-            fix="keep an older cuDNN on these hosts",
-        )
-
-
-@rule("nccl-cuda-mismatch")
-def nccl(k: Knowledge, hw: Hardware, s: SoftwareStack, ctx: CheckContext) -> Iterator[Violation]:
-    """NCCL must be built for the toolkit's CUDA major (the package version says which: +cuda12.4)."""
-    if s.nccl is None or s.cuda is None:
-        return
-    built = getattr(s.nccl, "cuda", None)
-    if isinstance(built, CudaVersion):
-        if built.major != s.cuda.major:
-            yield Violation(
-                rule="nccl-cuda-mismatch",
-                severity=E,
-                source=f"{DATA}/libraries.yaml",
-                message=f"NCCL {s.nccl} is built for CUDA {built}, the toolkit is CUDA {s.cuda}",
-                fix=f"install the libnccl2 build +cuda{s.cuda.major}.x",
-            )
-        return
-    rel = next((n for n in k.libraries.nccl if n.version == s.nccl), None)
-    if rel is not None and all(b.major != s.cuda.major for b in rel.cuda_builds):
-        builds = ", ".join(str(b) for b in rel.cuda_builds)
-        yield Violation(
-            rule="nccl-cuda-mismatch",
-            severity=E,
-            source=rel.source,
-            message=f"NCCL {s.nccl} has builds for CUDA {builds}, none for CUDA {s.cuda}",
-            fix="pick an NCCL release with a build for this CUDA major",
-        )
 
 
 @rule("branch-end-of-life", "unknown-driver-branch", "new-feature-branch-in-production")
@@ -78,13 +20,16 @@ def lifecycle(k: Knowledge, hw: Hardware, s: SoftwareStack, ctx: CheckContext) -
     if s.driver is None:
         return
     b = k.branch(s.driver.major)
+    newest = k.newest_branch()
+    if b is None and newest is not None and s.driver.major > newest.branch:
+        return  # newer than every branch on file: the newer-than-knowledge rule says so
     if b is None:
         yield Violation(
             rule="unknown-driver-branch",
             severity=W,
             source=f"{DATA}/drivers.yaml",
             message=f"no facts on driver branch R{s.driver.major} ({s.driver})",
-            fix="add the branch to a site facts file (--site)",
+            fix=f"add the branch to a site facts file (--site): {UPDATE_COMMAND}",
         )
         return
     past = b.end_of_life is not None and ctx.now is not None and ctx.now.strftime("%Y-%m") > b.end_of_life
@@ -120,10 +65,35 @@ def workload_cuda(k: Knowledge, w: Workload) -> CudaVersion | None:
     parts = w.framework_parts()
     if parts is None:
         return None
-    builds = [f for f in k.libraries.frameworks if f.name.lower() == parts[0] and f.version == parts[1]]
-    if len(builds) == 1 and len(builds[0].cuda) == 1:
-        return builds[0].cuda[0]
-    return None
+    name = parts[0].split("[", 1)[0]
+    builds = {c for f in k.libraries.frameworks if f.covers(name, parts[1]) for c in f.cuda}
+    return builds.pop() if len(builds) == 1 else None
+
+
+def _unplaced(k: Knowledge, w: Workload, ctx: CheckContext) -> Violation:
+    """Why a workload cannot be placed; an error in a production pool, where it would run unchecked."""
+    parts = w.framework_parts()
+    name = parts[0].split("[", 1)[0] if parts else ""
+    known = sorted(
+        {str(c) for f in k.libraries.frameworks if parts and f.covers(name, parts[1]) for c in f.cuda},
+        key=lambda t: CudaVersion(t),
+    )
+    if known:
+        why = f"{w.framework} has builds for CUDA {', '.join(known)} and names none of them"
+    elif w.framework:
+        why = f"{w.framework} is not on file"
+    else:
+        why = f"image {w.image} declares no CUDA"
+    return Violation(
+        rule="workload-unknown-cuda",
+        severity=E if ctx.production else W,
+        source=f"{DATA}/libraries.yaml",
+        subject=w.name,
+        message=f"workload {w.name}: cannot tell which CUDA it was built with ({why})"
+        + (f" in production pool {ctx.pool}" if ctx.production and ctx.pool else ""),
+        fix="declare `cuda:` for the workload, pin a +cuXYZ build, or add the build to site knowledge "
+        "(libraries.frameworks in the --site file)",
+    )
 
 
 @rule(
@@ -132,20 +102,14 @@ def workload_cuda(k: Knowledge, w: Workload) -> CudaVersion | None:
     "workload-forward-compat",
     "workload-unknown-cuda",
     "workload-drops-architecture",
+    "workload-forward-compat-unsupported",
 )
 def workloads(k: Knowledge, hw: Hardware, s: SoftwareStack, ctx: CheckContext) -> Iterator[Violation]:
     """Declared workloads (framework builds, images) must run on this driver and GPU."""
     for w in ctx.workloads:
         cuda = workload_cuda(k, w)
         if cuda is None:
-            yield Violation(
-                rule="workload-unknown-cuda",
-                severity=W,
-                source=f"{DATA}/libraries.yaml",
-                subject=w.name,
-                message=f"workload {w.name}: cannot tell which CUDA it was built with",
-                fix="declare `cuda:` for the workload or pin a +cuXYZ wheel",
-            )
+            yield _unplaced(k, w, ctx)
             continue
         if s.driver is not None:
             for v in cuda_verdicts(
@@ -160,6 +124,7 @@ def workloads(k: Knowledge, hw: Hardware, s: SoftwareStack, ctx: CheckContext) -
                     "workload-minor-version-compat",
                     "workload-forward-compat",
                     "workload-unknown-cuda",
+                    "workload-forward-compat-unsupported",
                 ),
             ):
                 yield v.about(w.name)

@@ -109,14 +109,18 @@ def _ints(parts: list[str]) -> tuple[int, ...]:
 
 
 class DriverVersion(_Version):
-    """NVIDIA Linux driver, e.g. ``580.159.04`` or ``535.183.01``; its branch is the major number (R580)."""
+    """NVIDIA Linux driver, e.g. ``580.159.04`` or ``535.183.01``; its branch is the major number (R580).
+
+    Package forms compare as their upstream version: ``580.95.05-1``, ``3:580.95.05-1.el9``,
+    ``580.95.05-0ubuntu0.24.04.1`` all equal ``580.95.05`` (the text is kept as given).
+    """
 
     kind = "driver"
     expected = "580.159.04"
     _re = re.compile(r"^(\d{3})\.(\d{1,3})(?:\.(\d{1,3}))?$")
 
     def _parse(self, text: str) -> tuple[int, ...] | None:
-        m = self._re.match(text)
+        m = self._re.match(_upstream(text))
         if not m:
             return None
         return _ints([g or "0" for g in m.groups()])
@@ -139,7 +143,7 @@ class CudaVersion(_Version):
     _re = re.compile(r"^(\d{1,2})\.(\d{1,2})(?:\.(\d{1,3}))?$")
 
     def _parse(self, text: str) -> tuple[int, ...] | None:
-        m = self._re.match(text)
+        m = self._re.match(_upstream(text))
         if not m:
             return None
         return _ints([g or "0" for g in m.groups()])
@@ -194,7 +198,14 @@ class NcclVersion(_Version):
     def _parse(self, text: str) -> tuple[int, ...] | None:
         m = self._re.match(_EPOCH.sub("", text))
         if not m:
-            return None
+            # Other package forms (``2.28.9-1.el9``, ``2.28.9~rc1``): the upstream version, and the
+            # CUDA build when the text names one.
+            head = re.match(r"^(\d+)\.(\d+)\.(\d+)$", _upstream(text))
+            if not head:
+                return None
+            built = _CUDA_TAG.search(text)
+            self.cuda = CudaVersion(built.group(1)) if built else None
+            return _ints(list(head.groups()))
         self.cuda = CudaVersion(m.group(4)) if m.group(4) else None
         return _ints(list(m.groups()[:3]))
 
@@ -247,10 +258,19 @@ class ComponentVersion(_Version):
         return ".".join(str(p) for p in self.key)
 
 
+_CUDA_TAG = re.compile(r"cuda(\d+\.\d+)")
+_DIST_TAG = re.compile(r"\.(?=[A-Za-z]).*$")
+
+
 def _upstream(package_version: str) -> str:
-    """Strip a package version's epoch and Debian/RPM revision: ``1:4.2.3-1`` -> ``4.2.3``."""
+    """The upstream part of a Debian/RPM package version.
+
+    Strips the epoch (``3:``), the revision (``-1``, ``-1-2``, ``-0ubuntu1``), a local or build tag
+    (``+cuda12.4``, ``~rc1``) and a distribution tag (``.el9``): ``1:4.2.3-1.el9`` -> ``4.2.3``.
+    """
     text = _EPOCH.sub("", package_version.strip())
-    return text.split("-", 1)[0] if "-" in text else text
+    text = re.split(r"[-+~]", text, maxsplit=1)[0]
+    return _DIST_TAG.sub("", text)
 
 
 def upstream_of(package_version: str) -> str:

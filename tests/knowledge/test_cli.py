@@ -75,3 +75,49 @@ def test_check_example_fleet() -> None:
     data = json.loads(result.stdout)
     v100 = [h for h in data["hosts"].values() if h["pool"] == "legacy-v100"]
     assert v100 and any(f["rule"] == "cuda-drops-architecture" for f in v100[0]["target"])
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "rule"),
+    [
+        # fabric manager as apt and dnf show it: the same release as the driver
+        (["--gpu", "H100", "--driver", "580.95.05", "--fabric-manager", "580.95.05-1", "--kernel-module", "open"],
+         0, None),
+        (["--gpu", "H100", "--driver", "580.95.05-0ubuntu0.24.04.1", "--fabric-manager", "3:580.95.05-1.el9",
+          "--cuda", "13.0.2-1", "--kernel-module", "open"], 0, None),
+        (["--gpu", "H100", "--driver", "580.95.05", "--cuda", "13.0", "--nccl", "2.28.9-1+cuda12.9"],
+         2, "nccl-cuda-mismatch"),
+        (["--gpu", "A100", "--driver", "460.32.03", "--cuda", "11.2", "--os", "ubuntu:22.04", "--production"],
+         2, "os-unsupported-by-cuda"),
+        (["--gpu", "B200", "--driver", "550.127.08", "--kernel-module", "open"], 2, "driver-predates-architecture"),
+    ],
+)
+def test_compat_package_forms_and_new_families(args: list[str], code: int, rule: str | None) -> None:
+    result = runner.invoke(app, ["compat", *args, "--output", "json"])
+    assert result.exit_code == code, result.output
+    rules = {f["rule"] for f in json.loads(result.stdout)["findings"]} - {"branch-end-of-life"}
+    assert (rule in rules) if rule else rules == set()
+
+
+def test_compat_refuses_a_malformed_os() -> None:
+    result = runner.invoke(app, ["compat", "--gpu", "H100", "--driver", "580.95.05", "--os", "ubuntu"])
+    assert result.exit_code == 2
+    assert "ID:VERSION_ID" in result.output
+
+
+def test_check_judges_host_os_against_the_target(tmp_path: Path) -> None:
+    # The example fleet runs Ubuntu 22.04, which CUDA 11.2's table does not list: an error in a production pool,
+    # a warning in another.
+    target = tmp_path / "target.yaml"
+    target.write_text(
+        "version: 1\npools:\n"
+        "  infer-a100: {production: true, target: {cuda: '11.2'}}\n"
+        "  train-h100: {production: false, target: {cuda: '11.2'}}\n"
+    )
+    result = runner.invoke(app, ["check", "-i", str(ROOT / "inventories/example"), str(target),
+                                 "--facts", str(ROOT / "inventories/example/facts.json"), "--output", "json"])
+    data = json.loads(result.stdout)
+    found = {(h["pool"], f["rule"], f["severity"]) for h in data["hosts"].values() for f in h["target"] or []}
+    assert ("infer-a100", "os-unsupported-by-cuda", "error") in found
+    assert ("train-h100", "os-unsupported-by-cuda", "warning") in found
+    assert result.exit_code == 2

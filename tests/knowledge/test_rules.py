@@ -1,4 +1,5 @@
-"""Scenario cases (data/cases.yaml) -> the rules that must and must not fire."""
+"""Scenario cases (data/cases.yaml): real combinations -> the rules that must and must not fire, and the
+fact (its source page) each verdict rests on."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ def test_case(case: dict[str, Any]) -> None:
         v = by_rule[want["rule"]]
         assert v.severity == Severity(want["severity"])
         assert v.source
+        if "rests_on" in want:
+            assert want["rests_on"] in v.source, f"{want['rule']} rests on {v.source}, not {want['rests_on']}"
         for text in want.get("says", []):
             assert text in v.message + (v.fix or ""), f"{text!r} not in {v.message!r}"
     for rule in case.get("absent", []):
