@@ -191,7 +191,8 @@ def run_playbook(
             timeout=timeout,
             quiet=True,
             event_handler=handle,
-            envvars={"ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "False"},
+            # SSH reconnects with Ansible's own backoff before a host counts as unreachable
+            envvars={"ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "False", "ANSIBLE_SSH_RETRIES": "3"},
         )
     except Exception as exc:  # ansible-runner raises plain exceptions for configuration problems
         shutil.rmtree(tmp, ignore_errors=True)
@@ -217,6 +218,36 @@ _EVENT_STATUS = {
 }
 
 
+def failure_reason(res: dict[str, Any]) -> str:
+    """What a failed task says, cause first: a loop's failing item, not "All items completed"; the
+    command's stderr tail; a module's own error. The whole text is kept (the journal stores it)."""
+    items = res.get("results")
+    if isinstance(items, list):
+        failed = [i for i in items if isinstance(i, dict) and i.get("failed")]
+        if failed:
+            first = failed[0]
+            item = first.get("item", first.get("ansible_loop_var", ""))
+            label = f"item {item}: " if isinstance(item, str | int) and str(item) else ""
+            return label + failure_reason(first)
+    parts: list[str] = []
+    msg = str(res.get("msg") or "").strip()
+    if msg and msg not in ("All items completed", "non-zero return code"):
+        parts.append(msg)
+    for key in ("stderr", "module_stderr"):
+        text = str(res.get(key) or "").strip()
+        if text:
+            tail = [line for line in text.splitlines() if line.strip()][-3:]
+            parts.append(" / ".join(tail))
+            break
+    if not parts and res.get("rc") not in (None, 0):
+        cmd = res.get("cmd")
+        shown = " ".join(cmd) if isinstance(cmd, list) else str(cmd or "")
+        parts.append(f"{shown} exited {res.get('rc')}".strip())
+    if not parts and msg:
+        parts.append(msg)
+    return ": ".join(parts)
+
+
 def _task_result(event: dict[str, Any]) -> TaskResult | None:
     status = _EVENT_STATUS.get(str(event.get("event")))
     if status is None:
@@ -225,15 +256,17 @@ def _task_result(event: dict[str, Any]) -> TaskResult | None:
     res = data.get("res") or {}
     if status == HostStatus.FAILED and data.get("ignore_errors"):
         status = HostStatus.OK
-    message = str(res.get("msg") or "") if status != HostStatus.OK else ""
-    if status == HostStatus.FAILED and res.get("stderr"):
-        message = f"{message}: {str(res['stderr']).strip().splitlines()[-1]}" if message else str(res["stderr"])
+    message = ""
+    if status in (HostStatus.FAILED, HostStatus.UNREACHABLE) and isinstance(res, dict):
+        reason = failure_reason(res)
+        task = str(data.get("task", "")).strip()
+        message = f"{task}: {reason}" if task and reason else reason
     return TaskResult(
         host=str(data.get("host", "")),
         task=str(data.get("task", "")),
         action=str(data.get("task_action", "")),
         status=status,
-        changed=bool(res.get("changed", False)),
+        changed=bool(res.get("changed", False)) if isinstance(res, dict) else False,
         message=message.strip(),
         result=res if isinstance(res, dict) else {},
     )

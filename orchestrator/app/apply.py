@@ -67,6 +67,7 @@ class ApplyResult:
     resumed: bool
     stale_lock: dict[str, Any] | None
     hosts: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # host -> (wave, state, reason)
+    already_done: list[str] = field(default_factory=list)  # waves asked for that had passed before: no new run
 
 
 def _inputs(plan: Plan, inventory: Path | None, facts: Path | None) -> Inputs:
@@ -108,12 +109,17 @@ def apply(plan: Plan, plan_path: Path, wave_spec: str, *, inventory: Path | None
             waves = [w for w in plan.waves if w.name in chosen]
         else:
             finished = finished_waves(journal, plan)
+            done = _already_done(plan, wave_spec, finished)
+            if done:  # a repeated command (a retried CI job): reported, exit 0, no new run
+                last = journal.latest_run(plan.plan_hash)
+                report = RunReport(last.id if last else "", "done", [WaveReport(w, "passed") for w in done],
+                                   "already done: " + ", ".join(done))
+                hosts = {h: (w, "done", "already done") for w in done for h in _wave(plan, w).hosts}
+                return ApplyResult(report.run_id, report, False, lock.stale_holder, hosts, already_done=done)
             try:
                 waves = select_waves(plan, wave_spec, finished)
             except ValueError as exc:
                 raise Refused([str(exc)]) from None
-            if not waves:
-                raise Refused([f"every wave of the plan is finished ({', '.join(sorted(finished))})"])
         inputs = _inputs(plan, inventory, facts)
         touched = {h for w in waves for h in w.hosts}
         reasons = stale_reasons(plan, inputs.hosts, inputs.snapshot, inputs.desired, inputs.knowledge.version,
@@ -161,6 +167,20 @@ def rollback(plan: Plan, hosts: list[str], *, inventory: Path | None = None, sta
         states = journal.host_states(run_id)
         return ApplyResult(run_id, report, False, lock.stale_holder,
                            {h: (r.wave, r.state.value, r.reason) for h, r in states.items()})
+
+
+def _wave(plan: Plan, name: str) -> Wave:
+    return next(w for w in plan.waves if w.name == name)
+
+
+def _already_done(plan: Plan, spec: str, finished: set[str]) -> list[str]:
+    """The waves a command asks for when every one of them has passed already; empty when there is work."""
+    names = [w.name for w in plan.waves]
+    if spec in names:
+        return [spec] if spec in finished else []
+    if spec in ("next", "all") and names and all(n in finished for n in names):
+        return names
+    return []
 
 
 def _run_waves(journal: Journal, run_id: str) -> list[str]:

@@ -80,7 +80,7 @@ class Driver:
                                             step=action.step.id, data={"phase": action.phase,
                                                                        "playbook": action.step.playbook})
                         self.notify(action.host, action.step.id, "started")
-                        running[pool.submit(self.port.run_step, action.host, action.step)] = action
+                        running[pool.submit(self._run, action)] = action
                 soaks = [a for a in pending if isinstance(a, Soak)]
                 pending = []
                 if soaks and not running:
@@ -102,9 +102,15 @@ class Driver:
                                         step=action.step.id, status="successful" if outcome.ok else "failed",
                                         data={"phase": action.phase, "message": outcome.message,
                                               "unreachable": outcome.unreachable, "report": outcome.data})
+                    data = {**outcome.data, **({"unreachable": True} if outcome.unreachable else {})}
                     pending += self.feed(StepDone(action.host, action.phase, action.step.id, outcome.ok,
-                                                  outcome.message, outcome.data))
+                                                  outcome.message, data, self.clock()))
         return self.state
+
+    def _run(self, action: RunStep) -> StepOutcome:
+        if action.delay_s > 0:  # a retry after the host was unreachable: back off first
+            self.sleep(action.delay_s)
+        return self.port.run_step(action.host, action.step)
 
     def feed(self, event: Event) -> list[Action]:
         """Journal the event, decide, journal the decision's records; the actions left to perform."""

@@ -50,6 +50,7 @@ def _summary(outcome: ApplyResult) -> dict[str, Any]:
     return {
         "run": outcome.run_id, "status": outcome.report.status, "resumed": outcome.resumed,
         "reason": outcome.report.reason, "stale_lock_taken_over": outcome.stale_lock,
+        "already_done": outcome.already_done,
         "waves": [{"name": w.name, "status": w.status, "failed": w.failed, "stragglers": w.stragglers,
                    "reason": w.reason} for w in outcome.report.waves],
         "hosts": {h: {"wave": w, "state": s, "reason": r} for h, (w, s, r) in sorted(outcome.hosts.items())},
@@ -170,7 +171,10 @@ def apply_cmd(
         for reason in exc.reasons:
             err_console.print(Text("refused: ", style="bold red") + Text(reason))
         raise typer.Exit(int(Exit.INVALID)) from None
-    if resume and not outcome.resumed:
+    if outcome.already_done:
+        err_console.print(Text(f"already done: {', '.join(outcome.already_done)} passed in an earlier run "
+                               f"({outcome.run_id}); nothing to do"))
+    elif resume and not outcome.resumed:
         err_console.print("nothing to resume: started a new run")
     if output == OutputFormat.JSON:
         print_json(_summary(outcome))

@@ -36,7 +36,8 @@ def build_fleet(inventory: list[InventoryHost], snapshot: FactsSnapshot) -> Flee
             unknown[inv.name] = "GPU model unknown: no gpu_model in the inventory and nvidia-smi listed no GPU"
             continue
         packages = HostPackages(manager=host_facts.package_index.manager, installed=host_facts.packages,
-                                available={k: tuple(v) for k, v in host_facts.package_index.available.items()})
+                                available={k: tuple(v) for k, v in host_facts.package_index.available.items()},
+                                held=tuple(sorted(host_facts.held_packages)))
         hosts.append(_host(inv, gpu, count, host_facts.stack(), packages))
     return FleetBuild(fleet=Fleet(hosts=tuple(hosts)), unknown=unknown, warnings=warnings)
 

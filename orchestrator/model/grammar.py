@@ -38,7 +38,7 @@ _VAR_GRAMMAR: dict[str, re.Pattern[str] | frozenset[str]] = {
     "reboot_expect_flavor": FLAVOR,
 }
 _NUMERIC_VARS = frozenset({"drain_timeout_s", "gate_level"})
-_BOOL_VARS = frozenset({"upgrade_reboot", "fabric_manager_start"})
+_BOOL_VARS = frozenset({"upgrade_reboot", "fabric_manager_start", "gpu_package_hold"})
 
 
 def is_build(text: str) -> bool:

@@ -202,6 +202,10 @@ class RolloutPolicy(StrictModel):
     drain: DrainPolicy = DrainPolicy()
     include_cordoned: bool = False
     gates: tuple[Gate, ...] = (Gate.DCGM_R1,)
+    unreachable_retry: Duration = Field(
+        default=300, le=86400,
+        description="how long a step whose host is unreachable is retried (with backoff) before it fails",
+    )
     straggler_threshold: float = Field(
         default=0.8, gt=0, le=1,
         description="a host whose health figure is below this share of its own baseline or of the wave median fails",

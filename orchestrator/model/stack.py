@@ -140,6 +140,7 @@ class HostPackages(StrictModel):
     manager: str = "unknown"
     installed: dict[str, str] = {}
     available: dict[str, tuple[str, ...]] = {}
+    held: tuple[str, ...] = Field(default=(), description="packages held (apt) or version-locked (dnf) today")
 
 
 class Host(StrictModel):

@@ -151,6 +151,8 @@ def _playbook(step: Step, pin: Pinning, reboot_later: bool, problems: list[str])
         variables["upgrade_cudnn_cuda_major"] = str(cudnn_cuda_major(stack))
     if step.component == "fabric_manager":
         variables["fabric_manager_start"] = not reboot_later
+    if pin.prefer_installed:  # a rollback step: the package's pinning goes back to what it was before
+        variables["gpu_package_hold"] = package in pin.host.packages.held or package not in pin.host.packages.installed
     return {"package": package, "build": version, "playbook": "upgrade_host.yml", "vars": variables}
 
 

@@ -28,7 +28,7 @@ from orchestrator.run.states import OUT_OF_SERVICE, TERMINAL, HostState
 from orchestrator.run.stragglers import judge_wave
 
 S = HostState
-Phase = Literal["upgrade", "rollback"]
+Phase = Literal["upgrade", "rollback", "check"]
 RunStatus = Literal["running", "done", "rolled_back", "halted"]
 METRIC = "pcie_h2d_gbps"
 FAILED_END = frozenset({S.ROLLED_BACK, S.QUARANTINED})
@@ -52,6 +52,7 @@ class StepDone:
     ok: bool
     message: str = ""
     data: dict[str, Any] = field(default_factory=dict)
+    at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class RunStep:
     wave: str
     phase: Phase
     step: Step
+    delay_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,8 @@ class HostRun:
     drained: bool = False
     reason: str = ""
     figures: dict[str, float] = field(default_factory=dict)
+    unreachable_since: datetime | None = None
+    retries: int = 0
 
 
 @dataclass(frozen=True)
@@ -225,17 +229,21 @@ class _Step:
         self.hosts[host] = replace(run, state=new, reason=reason)
         self.actions.append(HostMoved(host, run.wave, new, reason))
 
-    def issue(self, host: str) -> None:
+    def issue(self, host: str, delay_s: float = 0.0) -> None:
         run = self.hosts[host]
         steps = _steps(self.ctx.plan.host(host), run.phase)
         if run.index >= len(steps):
             return
         self.outstanding.add((host, run.phase, steps[run.index].id))
-        self.actions.append(RunStep(host, run.wave, run.phase, steps[run.index]))
+        self.actions.append(RunStep(host, run.wave, run.phase, steps[run.index], delay_s))
 
     def start(self, host: str) -> None:
         if self.ctx.mode == "rollback":
-            self.roll_back(host, "rollback by hand")
+            if _steps(self.ctx.plan.host(host), "check"):  # a host already back at its start is left alone
+                self.hosts[host] = replace(self.hosts[host], phase="check", index=0, started=True)
+                self.issue(host)
+            else:
+                self.roll_back(host, "rollback by hand")
             return
         self.hosts[host] = replace(self.hosts[host], started=True)
         self.issue(host)
@@ -395,16 +403,36 @@ class _Step:
             return  # a result for a step that is not the host's current one (a duplicate): ignored
         self.outstanding.discard((event.host, event.phase, event.step))
         step = steps[run.index]
-        ok, message = _judge(self.ctx.plan.host(event.host), run.phase, step, event)
-        if run.phase == "upgrade":
-            self.upgrade_result(run, step, ok, message, event)
+        if not event.ok and event.data.get("unreachable") and event.at is not None:
+            since = run.unreachable_since or event.at
+            waited = (event.at - since).total_seconds()
+            if waited < self.ctx.plan.policy.unreachable_retry:
+                # a blip: the roles are idempotent, so the same step runs again after a backoff
+                self.hosts[event.host] = replace(run, unreachable_since=since, retries=run.retries + 1)
+                self.issue(event.host, delay_s=min(5.0 * 2 ** run.retries, 60.0))
+                return
+            event = replace(event, message=f"unreachable for {int(waited)} s: {event.message}")
+        self.hosts[event.host] = replace(self.hosts[event.host], unreachable_since=None, retries=0)
+        run = self.hosts[event.host]
+        ok, message, at_target = _judge(self.ctx.plan.host(event.host), run.phase, step, event)
+        if run.phase == "check":
+            if ok:
+                self.move(event.host, S.SKIPPED, "already at the plan's starting stack: nothing to roll back")
+            else:
+                self.roll_back(event.host, "rollback by hand")
+        elif run.phase == "upgrade":
+            self.upgrade_result(run, step, ok, message, event, at_target)
         else:
             self.rollback_result(run, step, ok, message, event)
         self.admit_more()
         self.settle()
 
-    def upgrade_result(self, run: HostRun, step: Step, ok: bool, message: str, event: StepDone) -> None:
+    def upgrade_result(self, run: HostRun, step: Step, ok: bool, message: str, event: StepDone,
+                       at_target: bool) -> None:
         host = run.name
+        if step.kind == StepKind.PRECHECK and ok and at_target:
+            self.move(host, S.DONE, "already at target (verified by precheck): nothing to do")
+            return
         if not ok:
             if run.state == S.PENDING and step.kind == StepKind.PRECHECK:
                 self.move(host, S.SKIPPED, f"precheck failed, nothing changed: {message}")
@@ -479,6 +507,8 @@ def decide(ctx: RunContext, state: RunState, event: Event) -> tuple[RunState, li
 
 
 def _steps(host: HostPlan, phase: Phase) -> tuple[Step, ...]:
+    if phase == "check":
+        return host.steps[:1] if host.steps and host.steps[0].kind == StepKind.PRECHECK else ()
     return host.steps if phase == "upgrade" else host.rollback
 
 
@@ -491,27 +521,30 @@ def _figures(data: dict[str, Any]) -> dict[str, float]:
     return {str(k): float(v) for k, v in raw.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
-def _judge(host: HostPlan, phase: Phase, step: Step, event: StepDone) -> tuple[bool, str]:
-    """A step's verdict: the port's ok, and for precheck and verify the reported stack against the plan."""
+def _judge(host: HostPlan, phase: Phase, step: Step, event: StepDone) -> tuple[bool, str, bool]:
+    """A step's verdict (ok, why not, found at target): the port's ok, and for precheck and verify the
+    reported stack against the plan."""
     if not event.ok:
-        return False, event.message or "failed"
+        return False, event.message or "failed", False
     if step.kind not in (StepKind.PRECHECK, StepKind.VERIFY):
         if step.kind == StepKind.UNCORDON and event.data.get("action") == "left_alone":
-            return False, f"not resumed: {event.data.get('detail', 'left alone')}"
-        return True, ""
+            return False, f"not resumed: {event.data.get('detail', 'left alone')}", False
+        return True, "", False
     raw = event.data.get("stack")
     if not isinstance(raw, dict):
-        return False, "the host reported no stack"
+        return False, "the host reported no stack", False
     live = SoftwareStack.model_validate(raw)
     if step.kind == StepKind.PRECHECK:
         diff = mismatches(live, host.current)
-        return (not diff, "host changed since the plan was made: " + "; ".join(diff))
+        if phase == "upgrade" and diff and host.target is not None and not mismatches(live, host.target):
+            return True, "", True  # done already (an earlier run, or by hand): verified, not failed
+        return not diff, "host changed since the plan was made: " + "; ".join(diff), False
     want = host.target if phase == "upgrade" and host.target is not None else host.current
     driver_status = str(event.data.get("driver_status", "ok"))
     if driver_status != "ok" and want.driver is not None:
-        return False, f"driver {driver_status}: {event.data.get('driver_message', '')}".strip()
+        return False, f"driver {driver_status}: {event.data.get('driver_message', '')}".strip(), False
     diff = mismatches(live, want)
-    return (not diff, "; ".join(diff))
+    return not diff, "; ".join(diff), False
 
 
 # ---------------------------------------------------------------- events as journal data
@@ -524,7 +557,7 @@ def event_data(event: Event) -> dict[str, Any]:
     if isinstance(event, SoakDone):
         return {"event": "soak_done", "wave": event.wave, "now": event.now.isoformat()}
     return {"event": "step_done", "host": event.host, "phase": event.phase, "step": event.step, "ok": event.ok,
-            "message": event.message, "data": event.data}
+            "message": event.message, "data": event.data, "at": event.at.isoformat() if event.at else None}
 
 
 def event_from_data(data: dict[str, Any]) -> Event:
@@ -534,7 +567,9 @@ def event_from_data(data: dict[str, Any]) -> Event:
     if kind == "soak_done":
         return SoakDone(str(data["wave"]), datetime.fromisoformat(str(data["now"])))
     if kind == "step_done":
-        phase: Phase = "rollback" if data.get("phase") == "rollback" else "upgrade"
+        raw_phase = data.get("phase")
+        phase: Phase = "rollback" if raw_phase == "rollback" else "check" if raw_phase == "check" else "upgrade"
+        at = datetime.fromisoformat(str(data["at"])) if data.get("at") else None
         return StepDone(str(data["host"]), phase, str(data["step"]), bool(data["ok"]), str(data.get("message", "")),
-                        dict(data.get("data") or {}))
+                        dict(data.get("data") or {}), at)
     raise ValueError(f"not a run event: {kind!r}")

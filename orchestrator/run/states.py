@@ -37,7 +37,7 @@ class HostState(StrEnum):
 S = HostState
 _ACTIVE = {S.CORDONED, S.DRAINED, S.UPGRADING, S.REBOOTING, S.VERIFYING, S.VALIDATED}
 ALLOWED: dict[HostState, frozenset[HostState]] = {
-    S.PENDING: frozenset({S.CORDONED, S.SKIPPED, S.FAILED}),
+    S.PENDING: frozenset({S.CORDONED, S.SKIPPED, S.FAILED, S.DONE}),  # done: found at target, verified
     S.CORDONED: frozenset({S.DRAINED, S.FAILED}),
     S.DRAINED: frozenset({S.UPGRADING, S.FAILED}),
     S.UPGRADING: frozenset({S.REBOOTING, S.VERIFYING, S.FAILED}),

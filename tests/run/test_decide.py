@@ -262,3 +262,62 @@ def test_a_duplicate_result_is_ignored() -> None:
     once, _ = decide(ctx, state, result)
     twice, again = decide(ctx, once, result)
     assert twice == once and again == []
+
+
+def _with_clock(ctx: RunContext, down_until: float, victim: str, kind: StepKind) -> tuple[RunState, list[Action]]:
+    """The victim's step of ``kind`` finds the host unreachable until ``down_until`` seconds into the run."""
+    from datetime import timedelta
+    clock = 0.0
+    state, actions = decide(ctx, initial_state(ctx), Begin(NOW))
+    queue: deque[Action] = deque(a for a in actions if isinstance(a, RunStep | Soak))
+    seen: list[Action] = list(actions)
+    while queue:
+        action = queue.popleft()
+        if isinstance(action, Soak):
+            event: Event = SoakDone(action.wave, NOW)
+        else:
+            clock += action.delay_s + 1
+            at = NOW + timedelta(seconds=clock)
+            if (action.host == victim and action.step.kind == kind and clock < down_until
+                    and not action.step.id.startswith("rb-")):
+                event = StepDone(action.host, action.phase, action.step.id, False, "Failed to connect to the host",
+                                 {"unreachable": True}, at)
+            else:
+                base = answer(ctx.plan, action, lambda h, s: None, lambda h: 50.0)
+                event = StepDone(base.host, base.phase, base.step, base.ok, base.message, base.data, at)
+        state, actions = decide(ctx, state, event)
+        seen += actions
+        queue += [a for a in actions if isinstance(a, RunStep | Soak)]
+    return state, seen
+
+
+def test_an_unreachable_blip_is_retried_with_backoff_not_failed() -> None:
+    plan = make_plan(unreachable_retry=300)
+    victim = plan.waves[0].hosts[0]
+    state, actions = _with_clock(RunContext(plan, plan.waves[:1]), 40, victim, StepKind.CHANGE)
+    assert states(state)[victim] == HostState.DONE
+    retries = [a for a in actions if isinstance(a, RunStep) and a.host == victim and a.delay_s > 0]
+    assert retries and [r.delay_s for r in retries[:3]] == [5.0, 10.0, 20.0][:len(retries[:3])]
+
+
+def test_a_host_unreachable_past_the_budget_fails_its_step_saying_for_how_long() -> None:
+    plan = make_plan(unreachable_retry=60, failure_budget=FailureBudget(per_wave=1, total=1))
+    victim = plan.waves[0].hosts[0]
+    state, _a = _with_clock(RunContext(plan, plan.waves[:1]), 10_000, victim, StepKind.CHANGE)
+    run = state.hosts[victim]
+    assert run.state == HostState.ROLLED_BACK
+    assert "unreachable for" in run.reason and " s: Failed to connect" in run.reason
+
+
+def test_precheck_finding_the_target_marks_the_host_done_without_touching_it() -> None:
+    plan = make_plan()
+    ctx = RunContext(plan, plan.waves[:1])
+    host = plan.waves[0].hosts[0]
+    state, actions = decide(ctx, initial_state(ctx), Begin(NOW))
+    first = next(a for a in actions if isinstance(a, RunStep) and a.host == host)
+    target = plan.host(host).target
+    assert target is not None and first.step.kind == StepKind.PRECHECK
+    state, actions = decide(ctx, state, StepDone(host, "upgrade", first.step.id, True, "",
+                                                 {"stack": target.model_dump(mode="json")}))
+    assert states(state)[host] == HostState.DONE and "already at target" in state.hosts[host].reason
+    assert not any(isinstance(a, RunStep) and a.host == host for a in actions)
