@@ -76,11 +76,12 @@ def build_lab_layer(target: Path) -> None:
 
 
 def stack_key(packages: tuple[str, ...], repo_digest: str) -> str:
-    return hashlib.sha256((repo_digest + "|" + " ".join(packages)).encode()).hexdigest()[:12]
+    return hashlib.sha256((repo_digest + "|held|" + " ".join(packages)).encode()).hexdigest()[:12]
 
 
 def ensure_stack_layer(paths: LabPaths, lab_layer: Path, packages: tuple[str, ...], repo_digest: str) -> Path:
-    """A cached layer with ``packages`` (``name=version``) installed by real apt from the lab repository."""
+    """A cached layer with ``packages`` (``name=version``) installed by real apt from the lab repository and held,
+    as a well-kept fleet pins its GPU stack."""
     layer = paths.layers / f"stack-{stack_key(packages, repo_digest)}"
     if (layer / ".gpu-lab-done").exists():
         return layer
@@ -96,6 +97,7 @@ mount --bind {paths.repo} {merged}/srv/gpu-lab-repo
 mount -t proc proc {merged}/proc
 mount --rbind /dev {merged}/dev
 chroot {merged} sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {install}'
+chroot {merged} apt-mark hold {" ".join(p.split("=")[0] for p in packages)} >/dev/null
 chroot {merged} apt-get clean
 """
     _run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], "stack layer", timeout=600)

@@ -59,7 +59,7 @@ def make_plan(lab: LabHandle, tmp_path: Path, pools: dict[str, Any] | None = Non
     else:
         desired = tmp_path / "desired.yaml"
         base = {"canary": 1, "waves": ["100%"], "max_unavailable": 2, "soak": 0, "gates": ["dcgm-r1"],
-                "failure_budget": {"per_wave": 1, "total": 2}, "drain": {"timeout": 120}}
+                "failure_budget": {"per_wave": 1, "total": 2}, "drain": {"timeout": 120}, "unreachable_retry": 30}
         desired.write_text(yaml.safe_dump({"version": 1, "policy": {**base, **(policy or {})}, "pools": pools}))
     out = tmp_path / "lab.plan.json"
     made = upgrade("plan", "-i", str(lab.inventory), str(desired), "-o", str(out), "--output", "json")
@@ -122,6 +122,8 @@ def test_install_failure_is_rolled_back_while_the_others_go_on(fresh: LabHandle,
     facts = live_facts(fresh)
     assert facts[victim]["driver"]["version"] == "535.183.01" and facts[victim]["driver"]["status"] == "ok"
     assert node_state(fresh, victim) == "idle"  # healthy after rollback: back in service
+    # the failed install released the holds; the rollback put them back as they were before the upgrade
+    assert {"nvidia-driver-535", "nvidia-fabricmanager-535"} <= set(facts[victim]["held_packages"])
 
 
 def test_gate_failures_over_the_budget_halt_and_roll_back_the_wave(fresh: LabHandle, tmp_path: Path) -> None:
