@@ -9,29 +9,15 @@ host's reported stack for precheck and verify, gate figures, what the drain did.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from orchestrator.adapters.ansible import HostStatus, PlaybookResult, gate_result, run_playbook, stats
 from orchestrator.adapters.facts import now_iso, snapshot_from_run
 from orchestrator.planner.model import Step, StepKind
+from orchestrator.ports import HostActions, StepOutcome
 
-
-@dataclass(frozen=True)
-class StepOutcome:
-    """One step's result: ok or not, why, whether the host was unreachable, and the data it reported."""
-
-    ok: bool
-    message: str = ""
-    unreachable: bool = False
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-class HostActions(Protocol):
-    """Runs one planned step on one host."""
-
-    def run_step(self, host: str, step: Step) -> StepOutcome: ...
+__all__ = ["AnsibleActions", "HostActions", "StepOutcome", "nothing_to_run"]
 
 
 def nothing_to_run(step: Step) -> StepOutcome:
@@ -87,6 +73,7 @@ class AnsibleActions:
             facts = snap.hosts[0]
             return StepOutcome(ok=True, data={"stack": facts.stack().model_dump(mode="json"),
                                               "driver_status": facts.driver.status.value,
-                                              "driver_message": facts.driver.message or ""})
+                                              "driver_message": facts.driver.message or "",
+                                              "available": facts.package_index.available})
         reason = snap.unreachable[0].reason if snap.unreachable else "no facts"
         return StepOutcome(ok=False, message=reason, unreachable=reason.startswith("unreachable"))

@@ -18,6 +18,7 @@ from orchestrator.model.fleet import FleetBuild, build_fleet
 from orchestrator.model.inventory import InventoryHost
 from orchestrator.planner import Plan, UnknownHost, build_plan, fingerprints
 from orchestrator.planner.artifact import seal
+from orchestrator.ports import FactSource, InventorySource
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,13 @@ class Inputs:
 
 
 def gather(target: Path, inventory: Path, *, facts: Path | None = None, limit: str | None = None,
-           site: Path | None = None) -> Inputs:
+           site: Path | None = None, inventory_source: InventorySource = load_inventory,
+           fact_source: FactSource = collect_live) -> Inputs:
     """Read the knowledge, desired state and inventory; facts from a snapshot, or live from the hosts."""
     knowledge = load_knowledge(site)
     desired = load_desired(target)
-    hosts = load_inventory(inventory, limit=limit)
-    snapshot = load_snapshot(facts) if facts is not None else collect_live(inventory, hosts, limit=limit)
+    hosts = inventory_source(inventory, limit=limit)
+    snapshot = load_snapshot(facts) if facts is not None else fact_source(inventory, hosts, limit=limit)
     sources = {"desired": str(target), "inventory": str(inventory), **({"facts": str(facts)} if facts else {}),
                **({"site": str(site)} if site else {})}
     return Inputs(knowledge, desired, target.name, hosts, snapshot, build_fleet(hosts, snapshot), sources)

@@ -326,13 +326,13 @@ class GoldenStack(_Strict):
     source: str = "site"
 
 
-class CudaFacts(_Strict):
+class CudaReleaseFacts(_Strict):
     minor_version_compatibility: tuple[MinorCompat, ...] = ()
     minor_version_limits: LimitsText | None = None
     releases: tuple[CudaRelease, ...] = ()
 
 
-class DriverFacts(_Strict):
+class DriverBranchFacts(_Strict):
     branches: tuple[DriverBranch, ...] = ()
 
 
@@ -364,8 +364,8 @@ class SiteFacts(_Strict):
 
     version: int = 1
     date: str | None = None
-    cuda: CudaFacts = CudaFacts()
-    drivers: DriverFacts = DriverFacts()
+    cuda: CudaReleaseFacts = CudaReleaseFacts()
+    drivers: DriverBranchFacts = DriverBranchFacts()
     architectures: ArchitectureFacts = ArchitectureFacts()
     libraries: LibraryFacts = LibraryFacts()
     os: OsFacts = OsFacts()

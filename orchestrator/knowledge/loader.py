@@ -22,12 +22,12 @@ from orchestrator.knowledge.facts import (
     BranchOsSupport,
     CompatBaseFloor,
     CompatSupport,
-    CudaFacts,
     CudaOsSupport,
     CudaRelease,
+    CudaReleaseFacts,
     CudnnRelease,
     DriverBranch,
-    DriverFacts,
+    DriverBranchFacts,
     ForwardCompat,
     FrameworkBuild,
     GoldenStack,
@@ -45,8 +45,8 @@ SHIPPED_DATA_VERSION = "2026.2"
 SHIPPED_DATA_DATE = "2026-12-01"
 UPDATE_COMMAND = "upgrade knowledge import redistrib_<version>.json --site <site.yaml>"
 _FILES: dict[str, tuple[str, type[BaseModel]]] = {
-    "cuda": ("cuda.yaml", CudaFacts),
-    "drivers": ("drivers.yaml", DriverFacts),
+    "cuda": ("cuda.yaml", CudaReleaseFacts),
+    "drivers": ("drivers.yaml", DriverBranchFacts),
     "architectures": ("architectures.yaml", ArchitectureFacts),
     "libraries": ("libraries.yaml", LibraryFacts),
     "os": ("os.yaml", OsFacts),
@@ -83,8 +83,8 @@ class Conflict:
 class Knowledge:
     """Every fact the rules use, loaded once; ``version`` fingerprints the content for the planner."""
 
-    cuda: CudaFacts
-    drivers: DriverFacts
+    cuda: CudaReleaseFacts
+    drivers: DriverBranchFacts
     architectures: ArchitectureFacts
     libraries: LibraryFacts
     golden_stacks: tuple[GoldenStack, ...] = ()
@@ -168,7 +168,7 @@ def load_knowledge(override: Path | None = None) -> Knowledge:
     base = _shipped()
     cuda, drivers = base["cuda"], base["drivers"]
     archs, libs, os_facts = base["architectures"], base["libraries"], base["os"]
-    assert isinstance(cuda, CudaFacts) and isinstance(drivers, DriverFacts)
+    assert isinstance(cuda, CudaReleaseFacts) and isinstance(drivers, DriverBranchFacts)
     assert isinstance(archs, ArchitectureFacts) and isinstance(libs, LibraryFacts)
     assert isinstance(os_facts, OsFacts)
     golden: tuple[GoldenStack, ...] = ()

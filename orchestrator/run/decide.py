@@ -521,6 +521,19 @@ def _figures(data: dict[str, Any]) -> dict[str, float]:
     return {str(k): float(v) for k, v in raw.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
+def _builds_gone(host: HostPlan, available: object) -> list[str]:
+    """Planned builds the host's repositories stopped offering (apply never picks another)."""
+    if not isinstance(available, dict):
+        return []  # the host's index was not reported: the install step will say what is missing
+    gone = []
+    for step in host.steps:
+        if step.kind == StepKind.CHANGE and step.package and step.build:
+            offered = available.get(step.package) or []
+            if step.build not in offered:
+                gone.append(f"{step.package}={step.build} (offered: {', '.join(map(str, offered[:4])) or 'none'})")
+    return gone
+
+
 def _judge(host: HostPlan, phase: Phase, step: Step, event: StepDone) -> tuple[bool, str, bool]:
     """A step's verdict (ok, why not, found at target): the port's ok, and for precheck and verify the
     reported stack against the plan."""
@@ -538,7 +551,12 @@ def _judge(host: HostPlan, phase: Phase, step: Step, event: StepDone) -> tuple[b
         diff = mismatches(live, host.current)
         if phase == "upgrade" and diff and host.target is not None and not mismatches(live, host.target):
             return True, "", True  # done already (an earlier run, or by hand): verified, not failed
-        return not diff, "host changed since the plan was made: " + "; ".join(diff), False
+        if diff:
+            return False, "host changed since the plan was made: " + "; ".join(diff), False
+        missing = _builds_gone(host, event.data.get("available")) if phase == "upgrade" else []
+        if missing:
+            return False, "planned builds no longer offered by its repositories: " + "; ".join(missing), False
+        return True, "", False
     want = host.target if phase == "upgrade" and host.target is not None else host.current
     driver_status = str(event.data.get("driver_status", "ok"))
     if driver_status != "ok" and want.driver is not None:

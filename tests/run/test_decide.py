@@ -321,3 +321,19 @@ def test_precheck_finding_the_target_marks_the_host_done_without_touching_it() -
                                                  {"stack": target.model_dump(mode="json")}))
     assert states(state)[host] == HostState.DONE and "already at target" in state.hosts[host].reason
     assert not any(isinstance(a, RunStep) and a.host == host for a in actions)
+
+
+def test_a_planned_build_gone_from_the_repository_fails_the_precheck_and_nothing_else_is_picked() -> None:
+    plan = make_plan()
+    ctx = RunContext(plan, plan.waves[:1])
+    host = plan.waves[0].hosts[0]
+    state, actions = decide(ctx, initial_state(ctx), Begin(NOW))
+    first = next(a for a in actions if isinstance(a, RunStep) and a.host == host)
+    change = next(s for s in plan.host(host).steps if s.kind == StepKind.CHANGE)
+    assert change.package and change.build
+    offered = {change.package: ["9.9.9-1"]}  # the repository moved on; the planned build is gone
+    state, actions = decide(ctx, state, StepDone(host, "upgrade", first.step.id, True, "", {
+        "stack": plan.host(host).current.model_dump(mode="json"), "available": offered}))
+    run = state.hosts[host]
+    assert run.state == HostState.SKIPPED and "no longer offered" in run.reason and change.build in run.reason
+    assert not any(isinstance(a, RunStep) and a.host == host for a in actions)
