@@ -3,7 +3,7 @@
 One run carries several faults at once, on different hosts, so CI covers the campaign in a few lab runs:
 for each host the test checks the exit code, the final state and its reason, the Slurm node state, and that
 the stack really installed on the host is what the journal says (done: the target; rolled back: the start).
-A longer campaign (every fault alone, at random moments) is `benchmarks/fault_campaign.py`.
+The long campaign (every fault alone, in the canary and in a later wave) is `benchmarks/fault_campaign.py`.
 """
 
 from __future__ import annotations
