@@ -141,7 +141,8 @@ def apply(plan: Plan, plan_path: Path, wave_spec: str, *, inventory: Path | None
             run_id = journal.start_run(plan.plan_hash, str(plan_path))
             journal.record(run_id, "run_waves", data={"waves": [w.name for w in waves]})
         port = actions or AnsibleActions(inventory or Path(plan.sources.get("inventory", "")), extravars)
-        ctx = RunContext(plan, tuple(waves), journal.baselines(METRIC, exclude_run=run_id), parallel, ignore_window)
+        ctx = RunContext(plan, tuple(waves), journal.baselines(METRIC, exclude_run=run_id), parallel, ignore_window,
+                         held_earlier=frozenset(quarantined_earlier(journal, plan, run_id)))
         report = _drive(ctx, journal, run_id, port, notify, sleep)
         hosts = {h: (r.wave, r.state.value, r.reason) for h, r in journal.host_states(run_id).items()}
         return ApplyResult(run_id, report, resumed, lock.stale_holder, hosts)
@@ -188,6 +189,17 @@ def _run_waves(journal: Journal, run_id: str) -> list[str]:
         if event.kind == "run_waves":
             return [str(w) for w in event.data.get("waves", [])]
     return []
+
+
+def quarantined_earlier(journal: Journal, plan: Plan, run_id: str) -> set[str]:
+    """Hosts that earlier runs of this plan left quarantined (drained): they still count as out of service."""
+    latest: dict[str, str] = {}
+    for run in sorted(journal.runs(), key=lambda r: r.started_at):
+        if run.plan_hash != plan.plan_hash or run.id == run_id:
+            continue
+        for host, record in journal.host_states(run.id).items():
+            latest[host] = record.state.value
+    return {h for h, s in latest.items() if s == "quarantined"}
 
 
 def finished_waves(journal: Journal, plan: Plan) -> set[str]:

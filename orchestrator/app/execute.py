@@ -65,6 +65,11 @@ class Driver:
         inputs = [e.data for e in self.journal.events(self.run_id) if e.kind == INPUT]
         for data in inputs:
             self.state, _ = decide(self.ctx, self.state, event_from_data(data))
+        if inputs:  # a kill -9 between an event and its records: the journal's host states catch up
+            recorded = self.journal.host_states(self.run_id)
+            for host, run in self.state.hosts.items():
+                if host in recorded and recorded[host].state != run.state:
+                    self.journal.set_state(self.run_id, host, run.wave, run.state, run.reason, force=True)
         return outstanding_actions(self.ctx, self.state) if inputs else []
 
     def run(self) -> RunState:

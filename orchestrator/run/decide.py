@@ -135,6 +135,8 @@ class RunContext:
     parallel: int | None = None
     ignore_window: bool = False
     mode: Literal["apply", "rollback"] = "apply"
+    # hosts an earlier run of the plan left out of service (quarantined): they still hold slots
+    held_earlier: frozenset[str] = frozenset()
 
     @property
     def limits(self) -> dict[str, PoolLimits]:
@@ -280,6 +282,7 @@ class _Step:
         busy = [r for r in self.hosts.values()
                 if r.state in OUT_OF_SERVICE or (r.started and r.state not in TERMINAL)]
         out_now = [_slot(plan.host(r.name)) for r in busy]
+        out_now += [_slot(plan.host(h)) for h in sorted(self.ctx.held_earlier) if h not in self.hosts]
         for slot in admit([_slot(plan.host(r.name)) for r in waiting], out_now, self.ctx.limits, self.ctx.parallel):
             self.start(slot.name)
         active = any(r.started and r.state not in TERMINAL for r in (self.hosts[h] for h in wave.hosts))

@@ -337,3 +337,14 @@ def test_a_planned_build_gone_from_the_repository_fails_the_precheck_and_nothing
     run = state.hosts[host]
     assert run.state == HostState.SKIPPED and "no longer offered" in run.reason and change.build in run.reason
     assert not any(isinstance(a, RunStep) and a.host == host for a in actions)
+
+
+def test_hosts_an_earlier_run_left_quarantined_still_hold_their_slots() -> None:
+    plan = make_plan()
+    wave = next(w for w in plan.waves[1:] if len(w.hosts) >= 2)
+    limit = plan.pools[0].max_unavailable
+    earlier = frozenset(h for h in plan.waves[0].hosts)  # quarantined by an earlier run of this plan
+    ctx = RunContext(plan, (wave,), held_earlier=earlier)
+    _state, actions = decide(ctx, initial_state(ctx), Begin(NOW))
+    started = {a.host for a in actions if isinstance(a, RunStep)}
+    assert len(started) <= max(0, limit - len(earlier))
