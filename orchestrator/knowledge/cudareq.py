@@ -85,6 +85,11 @@ def forward_verdict(
         why = f"R{driver.major} is a {branch.kind} branch, which is not a forward-compatibility target"
         return Verdict(Runs.FORWARD_UNSUPPORTED, release, floor, why, excluded.source, excluded.is_unverified("kinds"))
     row = fc.row(cuda)
+    columns = fc.table_branches
+    if row is None and columns is not None and driver.major not in columns.branches:
+        why = (f"R{driver.major} is not a branch of NVIDIA's forward-compatibility table; branches not listed are "
+               "end of life and not supported targets")
+        return Verdict(Runs.FORWARD_UNSUPPORTED, release, floor, why, columns.source, columns.is_unverified("branches"))
     if row is None:
         why = f"NVIDIA's support table for cuda-compat-{cuda.major}-{cuda.minor} is not on file"
         return Verdict(Runs.FORWARD_COMPAT, release, floor, why, fc.source, True)

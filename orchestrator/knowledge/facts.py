@@ -187,11 +187,18 @@ class CompatExclusion(Sourced):
     kinds: tuple[BranchKind, ...]
 
 
+class CompatBranches(Sourced):
+    """The driver branches NVIDIA's forward-compatibility table has a column for; others are not targets."""
+
+    branches: tuple[int, ...]
+
+
 class ForwardCompat(Sourced):
     """Forward compatibility as NVIDIA publishes it: data-center GPUs, a support table, exclusions, floors."""
 
     datacenter_models: tuple[str, ...]
     support: tuple[CompatSupport, ...] = ()
+    table_branches: CompatBranches | None = None
     excluded: CompatExclusion | None = None
     base_floors: tuple[CompatBaseFloor, ...] = ()
 

@@ -263,6 +263,7 @@ def _merge_fc(
                 "cuda-compat floor", shipped.base_floors, site.base_floors, _floor_key, file, conflicts
             ),
             "excluded": site.excluded or shipped.excluded,
+            "table_branches": site.table_branches or shipped.table_branches,
         }
     )
 

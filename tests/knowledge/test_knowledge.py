@@ -201,3 +201,33 @@ def test_site_example_in_the_docs_loads(tmp_path: Path) -> None:
     unlisted = SoftwareStack.model_validate({"driver": "560.35.03", "cuda": "13.0"})
     found = {v.rule for v in check(k, hw, unlisted, CheckContext(now=date(2026, 1, 1), cuda_compat=True))}
     assert "cuda-forward-compat-unsupported" in found
+
+
+def test_new_feature_branches_are_not_forward_compat_targets(tmp_path: Path) -> None:
+    """The shipped exclusion judges a branch the site marks new-feature, before the table's rows and columns."""
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "version: 1\ndrivers:\n  branches:\n    - {branch: 570, kind: new-feature, source: site}\n"
+    )
+    k = load_knowledge(site)
+    hw = Hardware(resolve_gpu("H100"))
+    stack = SoftwareStack.model_validate({"driver": "570.124.06", "cuda": "13.0"})
+    found = {v.rule: v for v in check(k, hw, stack, CheckContext(now=date(2026, 1, 1), cuda_compat=True))}
+    assert "cuda-forward-compat-unsupported" in found
+    assert "new-feature" in found["cuda-forward-compat-unsupported"].message
+    shipped = {v.rule for v in check(load_knowledge(), hw, stack, CheckContext(now=date(2026, 1, 1), cuda_compat=True))}
+    assert "cuda-forward-compat" in shipped and "cuda-forward-compat-unsupported" not in shipped
+
+
+def test_site_table_branches_replace_shipped_ones(tmp_path: Path) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "version: 1\narchitectures:\n  forward_compatibility:\n    datacenter_models: []\n    source: site\n"
+        "    table_branches: {branches: [470, 535], source: site}\n"
+    )
+    k = load_knowledge(site)
+    hw = Hardware(resolve_gpu("A100"))
+    stack = SoftwareStack.model_validate({"driver": "470.239.06", "cuda": "12.1"})
+    ctx = CheckContext(now=date(2026, 1, 1), cuda_compat=True)
+    assert "cuda-forward-compat" in {v.rule for v in check(k, hw, stack, ctx)}
+    assert "cuda-forward-compat-unsupported" in {v.rule for v in check(load_knowledge(), hw, stack, ctx)}
