@@ -33,8 +33,11 @@ class Sourced(_Strict):
     unverified: tuple[str, ...] = ()
     note: str = ""
 
-    def source_of(self, field: str) -> str:
-        """The page that states ``field`` (its own entry in ``sources`` or the entry's ``source``)."""
+    def source_of(self, field: str, key: str | None = None) -> str:
+        """The page that states ``field`` (or one ``key`` of a mapping field, ``sources: {"first_cuda:10.3": ...}``):
+        its own entry in ``sources``, else the field's, else the entry's ``source``."""
+        if key is not None and f"{field}:{key}" in self.sources:
+            return self.sources[f"{field}:{key}"]
         return self.sources.get(field, self.source)
 
     def is_unverified(self, field: str) -> bool:
@@ -43,7 +46,7 @@ class Sourced(_Strict):
     @model_validator(mode="after")
     def _known_fields(self) -> Self:
         names = set(type(self).model_fields)
-        bad = [f for f in (*self.sources, *self.unverified) if f != "*" and f not in names]
+        bad = [f for f in (*self.sources, *self.unverified) if f != "*" and f.split(":", 1)[0] not in names]
         if bad:
             raise ValueError(f"sources/unverified name unknown fields: {', '.join(sorted(bad))}")
         return self

@@ -199,12 +199,13 @@ def arch_cuda(
             f"{hw.gpu.compute_capability}); CUDA {arch.last_cuda_major}.x is the last for it",
             fix=f"keep CUDA {arch.last_cuda_major}.x on these hosts",
         )
-    first = arch.first_cuda.get(str(hw.gpu.compute_capability))
+    cc = str(hw.gpu.compute_capability)
+    first = arch.first_cuda.get(cc)
     if first is not None and cuda.major_minor < first:
         yield Violation(
             rule=predates,
             severity=E,
-            source=arch.source_of("first_cuda"),
+            source=arch.source_of("first_cuda", cc),
             unverified=arch.is_unverified("first_cuda"),
             message=f"{what} CUDA {cuda} predates {hw.gpu} (cc {hw.gpu.compute_capability}); "
             f"CUDA {first} is the first to support it",

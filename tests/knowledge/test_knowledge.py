@@ -231,3 +231,16 @@ def test_site_table_branches_replace_shipped_ones(tmp_path: Path) -> None:
     ctx = CheckContext(now=date(2026, 1, 1), cuda_compat=True)
     assert "cuda-forward-compat" in {v.rule for v in check(k, hw, stack, ctx)}
     assert "cuda-forward-compat-unsupported" in {v.rule for v in check(load_knowledge(), hw, stack, ctx)}
+
+
+def test_sources_may_name_one_key_of_a_mapping_field() -> None:
+    from orchestrator.knowledge.facts import Architecture
+
+    arch = Architecture.model_validate(
+        {"name": "X", "first_cuda": {"10.0": "12.8", "10.3": "12.9"}, "source": "https://a.example/matrix",
+         "sources": {"first_cuda:10.3": "https://a.example/features"}}
+    )
+    assert arch.source_of("first_cuda", "10.3") == "https://a.example/features"
+    assert arch.source_of("first_cuda", "10.0") == "https://a.example/matrix"
+    with pytest.raises(ValueError, match="unknown fields: bogus:1"):
+        Architecture.model_validate({"name": "X", "source": "s", "sources": {"bogus:1": "u"}})
