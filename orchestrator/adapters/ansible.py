@@ -192,7 +192,8 @@ def run_playbook(
             quiet=True,
             event_handler=handle,
             # SSH reconnects with Ansible's own backoff before a host counts as unreachable
-            envvars={"ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "False", "ANSIBLE_SSH_RETRIES": "3"},
+            envvars={"ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "False", "ANSIBLE_SSH_RETRIES": "3",
+                     "ANSIBLE_HOST_KEY_CHECKING": "True"},  # one transport, host keys verified
         )
     except Exception as exc:  # ansible-runner raises plain exceptions for configuration problems
         shutil.rmtree(tmp, ignore_errors=True)
