@@ -33,8 +33,9 @@ def test_happy_path_and_rollback_paths_are_allowed() -> None:
 
 def test_impossible_moves_are_refused_with_what_is_allowed() -> None:
     with pytest.raises(IllegalTransition) as err:
-        transition("gpu-1", S.PENDING, S.DONE)
-    assert str(err.value) == "gpu-1: cannot go from pending to done (allowed: cordoned, failed, skipped)"
+        transition("gpu-1", S.PENDING, S.UPGRADING)
+    assert str(err.value) == "gpu-1: cannot go from pending to upgrading (allowed: cordoned, done, failed, skipped)"
+    assert transition("gpu-1", S.PENDING, S.DONE) == S.DONE  # found at its target by the precheck: verified
     with pytest.raises(IllegalTransition):
         transition("gpu-1", S.ROLLED_BACK, S.UPGRADING)
     assert S.DRAINED in OUT_OF_SERVICE and S.DONE not in OUT_OF_SERVICE and S.QUARANTINED in OUT_OF_SERVICE
