@@ -153,7 +153,7 @@ def rollback(plan: Plan, hosts: list[str], *, inventory: Path | None = None, sta
              extravars: dict[str, Any] | None = None, parallel: int | None = 1) -> ApplyResult:
     """Roll the named hosts back to the plan's starting stack with the plan's rollback steps, in a run of their own."""
     directory = state_dir(state)
-    missing = [h for h in hosts if not any(p.name == h and p.rollback for p in plan.hosts)]
+    missing = [h for h in hosts if not (plan.has_host(h) and plan.host(h).rollback)]
     if missing:
         raise Refused([f"{', '.join(missing)}: the plan has no rollback steps for it (not a host it upgrades)"])
     with RunLock(directory / "apply.lock", plan=plan.plan_hash[:12], rollback=",".join(hosts)) as lock, \

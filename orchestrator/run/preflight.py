@@ -45,9 +45,8 @@ def facts_differences(plan: Plan, snapshot: FactsSnapshot, hosts: set[str] | Non
     live = snapshot.by_host()
     unreachable = {u.host: u.reason for u in snapshot.unreachable}
     out = []
-    for host in plan.hosts:
-        if host.action != "upgrade":
-            continue
+    for name in plan.hosts_in("upgrade"):
+        host = plan.host(name)
         if host.name in unreachable:
             if hosts is None or host.name in hosts:
                 out.append(f"{host.name}: now unreachable ({unreachable[host.name]})")
