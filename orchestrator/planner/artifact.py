@@ -46,7 +46,13 @@ def fingerprint_snapshot(snapshot: FactsSnapshot) -> str:
 
     A fresh collection of an unchanged fleet gives the same fingerprint, so apply can compare live facts.
     """
-    hosts = {h.host: {"stack": _dump(h.stack()), "gpus": sorted(g.name for g in h.gpus)} for h in snapshot.hosts}
+    dumped: dict[int, Any] = {}  # hosts alike share one parsed stack: dump it once
+    hosts = {}
+    for h in snapshot.hosts:
+        stack = h.stack()
+        if id(stack) not in dumped:
+            dumped[id(stack)] = (stack, _dump(stack))
+        hosts[h.host] = {"stack": dumped[id(stack)][1], "gpus": sorted(g.name for g in h.gpus)}
     return sha256({"hosts": hosts, "unreachable": sorted(u.host for u in snapshot.unreachable)})
 
 

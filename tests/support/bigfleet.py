@@ -1,4 +1,4 @@
-"""A generated fleet of any size for the planner's scale benchmark and its same-plans test.
+"""Generated fleets of any size: for the planner (models) and for the CLI (a YAML inventory and a facts snapshot).
 
 21 pools (7 each of H100, A100, V100) on racks of 16 and leaf switches of 64; two stacks per pool (drift: one
 host in five got a newer NCCL by hand); 1% cordoned by hand, 1% without facts; every host's repositories offer
@@ -9,7 +9,11 @@ build). The desired state is the example's (plans/example.yaml) with ``max_unava
 
 from __future__ import annotations
 
+import copy
+import json
 from pathlib import Path
+
+import yaml
 
 from orchestrator.model.desired import DesiredState, PoolTarget, TargetStack, load_desired
 from orchestrator.model.gpus import resolve_gpu
@@ -25,6 +29,7 @@ INSTALLED = {"nvidia-driver-535": "535.183.01-0ubuntu1", "cuda-toolkit-12-2": "1
              "libcudnn8": "8.9.7.29-1+cuda12.2", "libnccl2": "2.18.5-1+cuda12.2",
              "datacenter-gpu-manager": "1:3.3.9", "nvidia-container-toolkit": "1.14.6-1",
              "nvidia-fabricmanager-535": "535.183.01-1"}
+EXAMPLE = ROOT / "inventories" / "example"
 KINDS = [("train-h100", "H100", True), ("infer-a100", "A100", True), ("legacy-v100", "V100", False)]
 
 
@@ -76,3 +81,49 @@ def fleet(n: int) -> tuple[Fleet, list[UnknownHost], DesiredState]:
             cordoned_by_hand=i % 100 == 42, cordon_reason="RMA" if i % 100 == 42 else None,
         ))
     return Fleet.model_construct(hosts=tuple(hosts)), unknown, desired
+
+
+POOLS = [("train_h100", "train-h100", "H100", True, "gpu-h100-01"),
+         ("infer_a100", "infer-a100", "A100", True, "gpu-a100-01"),
+         ("legacy_v100", "legacy-v100", "V100", False, "gpu-v100-01")]
+DRIFTED = "gpu-h100-05"  # the example's host with NCCL upgraded by hand
+
+
+def write_inventory_and_snapshot(n: int, folder: Path) -> tuple[Path, Path]:
+    """The inventory (hosts.yml) and the snapshot (facts.json) of ``n`` hosts."""
+    example = json.loads((EXAMPLE / "facts.json").read_text())
+    records = {r["host"]: r for r in example["hosts"]}
+    groups: dict[str, dict[str, object]] = {}
+    hosts, unreachable = [], []
+    for group, pool, gpu, nvswitch, _ in POOLS:
+        groups[group] = {"vars": {"gpu_pool": pool, "gpu_model": gpu, "gpu_count": 8, "gpu_nvswitch": nvswitch,
+                                  "gpu_scheduler": "slurm"}, "hosts": {}}
+    for i in range(n):
+        group, _, _, _, model = POOLS[i % 3]
+        name = f"gpu-{i:05d}"
+        host_vars: dict[str, object] = {"ansible_host": f"127.1.{i // 256 % 256}.{i % 256}",
+                                        "gpu_rack": f"r{i // 48:04d}", "gpu_switch": f"leaf-{i // 192:03d}"}
+        if i % 100 == 42:
+            host_vars.update(gpu_cordoned=True, gpu_cordon_reason="RMA: GPU 3 Xid 79")
+        groups[group]["hosts"][name] = host_vars  # type: ignore[index]
+        if i % 100 == 99:
+            unreachable.append({"host": name, "reason": "unreachable: ssh: connect to host: No route to host"})
+            continue
+        record = copy.deepcopy(records[DRIFTED if group == "train_h100" and i % 5 == 0 else model])
+        record["host"] = name
+        hosts.append(record)
+    inventory = folder / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"children": {"gpu": {"children": groups}}}}, sort_keys=False))
+    facts = folder / "facts.json"
+    facts.write_text(json.dumps({**example, "inventory": str(inventory), "hosts": hosts, "unreachable": unreachable}))
+    return inventory, facts
+
+
+def write_desired(folder: Path) -> Path:
+    """The example's desired state without its per-pool host counts (made for a fleet of a dozen hosts)."""
+    data = yaml.safe_load((ROOT / "plans" / "example.yaml").read_text())
+    for pool in data["pools"].values():
+        pool.get("policy", {}).pop("max_unavailable", None)
+    path = folder / "desired.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
