@@ -2,8 +2,8 @@
 
 A class is keyed by everything that decides a host's plan: its pool (target, rules, workloads), its hardware
 (GPU model, count, NVSwitch), its current stack, why it is left alone (no target, frozen pool, cordoned by
-hand), and for a host that moves, what its repositories offer and have installed of the packages its steps
-and rollback steps touch (they decide the pinned builds). Verdicts, the order search, the step graphs and
+hand), and for a host that moves, what its repositories offer, what it has installed and what it holds of
+the packages its steps and rollback steps touch (they decide the pinned builds and the holds). Verdicts, the order search, the step graphs and
 pinning run once per class; per host only the key is computed.
 """
 
@@ -202,7 +202,9 @@ class Classifier:
 
 
 def _packages_key(packages: HostPackages, names: tuple[str, ...]) -> tuple[object, ...]:
-    return (packages.manager, *((packages.available.get(n, ()), packages.installed.get(n)) for n in names))
+    """What decides the pinned builds and the rollback's holds: offered, installed and held, per package."""
+    return (packages.manager, *((packages.available.get(n, ()), packages.installed.get(n), n in packages.held)
+                                for n in names))
 
 
 def _rollback_steps(finder: OrderFinder, hw: Hardware, current: SoftwareStack, target: SoftwareStack,

@@ -3,8 +3,8 @@
 21 pools (7 each of H100, A100, V100) on racks of 16 and leaf switches of 64; two stacks per pool (drift: one
 host in five got a newer NCCL by hand); 1% cordoned by hand, 1% without facts; every host's repositories offer
 the simulated hosts' builds, except one host in 97 whose mirror lacks the target's CUDA toolkit (excluded,
-no build) and one in 31 whose mirror carries an older driver build only (a rollback that keeps the installed
-build). The desired state is the example's (plans/example.yaml) with ``max_unavailable: 10%``.
+no build), one in 31 whose mirror carries an older driver build too, and one in 41 that holds its NCCL and
+driver packages (its rollback puts the holds back). The desired state is the example's (plans/example.yaml) with ``max_unavailable: 10%``.
 """
 
 from __future__ import annotations
@@ -33,13 +33,14 @@ EXAMPLE = ROOT / "inventories" / "example"
 KINDS = [("train-h100", "H100", True), ("infer-a100", "A100", True), ("legacy-v100", "V100", False)]
 
 
-def _indexes() -> tuple[HostPackages, HostPackages, HostPackages]:
+def _indexes() -> tuple[HostPackages, HostPackages, HostPackages, HostPackages]:
     full = {k: tuple(v) for k, v in REPOSITORY.items()}
     no_cuda13 = {k: v for k, v in full.items() if k != "cuda-toolkit-13-0"}
     old_driver = {**full, "nvidia-driver-535": ("535.54.03-0ubuntu1", "535.183.01-0ubuntu1")}
     return (HostPackages(manager="apt", installed=INSTALLED, available=full),
             HostPackages(manager="apt", installed=INSTALLED, available=no_cuda13),
-            HostPackages(manager="apt", installed=INSTALLED, available=old_driver))
+            HostPackages(manager="apt", installed=INSTALLED, available=old_driver),
+            HostPackages(manager="apt", installed=INSTALLED, available=full, held=("libnccl2", "nvidia-driver-535")))
 
 
 def desired_state() -> tuple[DesiredState, dict[str, str]]:
@@ -61,7 +62,7 @@ def fleet(n: int) -> tuple[Fleet, list[UnknownHost], DesiredState]:
         old = dict(BASE) if nvswitch else {k: v for k, v in BASE.items() if k != "fabric_manager"}
         drifted = {**old, "nccl": "2.21.5-1+cuda12.4"}
         stacks[kind] = (SoftwareStack.model_validate(old), SoftwareStack.model_validate(drifted))
-    full, no_cuda13, old_driver = _indexes()
+    full, no_cuda13, old_driver, held = _indexes()
     connection = Connection(address="127.0.0.1")
     models = {gpu: resolve_gpu(gpu) for _, gpu, _ in KINDS}
     hosts, unknown = [], []
@@ -72,7 +73,7 @@ def fleet(n: int) -> tuple[Fleet, list[UnknownHost], DesiredState]:
         if i % 100 == 99:
             unknown.append(UnknownHost(name, pool, "unreachable", gpu, 8))
             continue
-        packages = no_cuda13 if i % 97 == 3 else old_driver if i % 31 == 5 else full
+        packages = no_cuda13 if i % 97 == 3 else old_driver if i % 31 == 5 else held if i % 41 == 7 else full
         hosts.append(Host.model_construct(
             name=name, connection=connection, pool=pool, gpu=models[gpu], gpu_count=8, nvswitch=nvswitch,
             stack=stacks[kind][i % 5 == 0], packages=packages,
