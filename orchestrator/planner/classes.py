@@ -3,8 +3,8 @@
 A class is keyed by everything that decides a host's plan: its pool (target, rules, workloads), its hardware
 (GPU model, count, NVSwitch), its current stack, why it is left alone (no target, frozen pool, cordoned by
 hand), and for a host that moves, what its repositories offer, what it has installed and what it holds of
-the packages its steps and rollback steps touch (they decide the pinned builds and the holds). Verdicts, the order search, the step graphs and
-pinning run once per class; per host only the key is computed.
+the packages its steps and rollback steps touch (they decide the pinned builds and the holds). Verdicts,
+the order search, the step graphs and pinning run once per class; per host only the key is computed.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
 host in five got a newer NCCL by hand); 1% cordoned by hand, 1% without facts; every host's repositories offer
 the simulated hosts' builds, except one host in 97 whose mirror lacks the target's CUDA toolkit (excluded,
 no build), one in 31 whose mirror carries an older driver build too, and one in 41 that holds its NCCL and
-driver packages (its rollback puts the holds back). The desired state is the example's (plans/example.yaml) with ``max_unavailable: 10%``.
+driver packages (its rollback puts the holds back). The desired state is the example's
+(plans/example.yaml) with ``max_unavailable: 10%``.
 """
 
 from __future__ import annotations
