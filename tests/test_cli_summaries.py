@@ -23,7 +23,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
 
 
 def upgrade(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "XDG_CACHE_HOME": str(Path(args[-1]).parent / "cache")}
+    inventory = Path(args[args.index("-i") + 1])
+    env = {**os.environ, "XDG_CACHE_HOME": str(inventory.parent / "cache")}  # the fleet's own inventory cache
     return subprocess.run([sys.executable, "-m", "orchestrator", *args], capture_output=True, text=True, cwd=ROOT,
                           env=env, timeout=300, check=False)
 
