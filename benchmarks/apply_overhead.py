@@ -69,7 +69,8 @@ def with_apply(lab: Lab, tmp: Path) -> tuple[float, dict[str, object]]:
 
 def with_ansible(lab: Lab, tmp: Path, plan: dict[str, object]) -> float:
     inventory = fresh(lab, tmp / "inv-plain")
-    hosts = {h["name"]: h for h in plan["hosts"]}  # type: ignore[index, union-attr]
+    classes = plan["classes"]
+    hosts = {row[0]: classes[row[2]] for row in plan["rows"]}  # type: ignore[index, union-attr, call-overload]
     start = time.monotonic()
     for wave in plan["waves"]:  # type: ignore[union-attr]
         batch = list(wave["hosts"])  # type: ignore[index]
@@ -102,7 +103,7 @@ def main() -> None:
             if lab.is_up():
                 lab.down()
     waves = len(plan["waves"])  # type: ignore[arg-type]
-    print(f"hosts: {len(plan['hosts'])}, waves: {waves}")  # type: ignore[arg-type]
+    print(f"hosts: {len(plan['rows'])}, waves: {waves}")  # type: ignore[arg-type]
     print(f"upgrade apply:                 {applied:7.1f} s")
     print(f"ansible-playbook (serial):     {plain:7.1f} s")
     print(f"ratio apply / plain:           {applied / plain:7.2f} (target <= 1.25)")

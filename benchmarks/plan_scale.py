@@ -1,12 +1,16 @@
-"""Plan a synthetic fleet of 10,000 hosts and print the time and peak memory (targets: < 10 s, < 1 GB).
+"""Plan generated fleets of 1k, 10k, 100k and 1M hosts; print time, peak memory and plan size for each.
 
-Run: python benchmarks/plan_scale.py [HOSTS]. The fleet: 21 pools (7 each of H100, A100, V100) on racks of 16,
-two stacks per pool (drift), 1% cordoned by hand, 1% without facts; the example's rollout policy.
+Targets on a 2-core machine: 10k <= 0.5 s, 100k <= 5 s and <= 500 MB, 1M <= 60 s and <= 4 GB, plan file
+<= 100 bytes per host. Run: python benchmarks/plan_scale.py [HOSTS ...] (each size in a fresh process, so
+peak memory is its own). CPU seconds are printed beside wall seconds: on a shared machine the wall clock
+also counts other people's work. The fleet: tests/support/bigfleet.py (21 pools on racks of 16, drift, cordoned,
+unknown and no-build hosts, the example's policy with max_unavailable 10%).
 """
 
 from __future__ import annotations
 
 import resource
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -15,45 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.knowledge import load_knowledge  # noqa: E402
-from orchestrator.model.desired import DesiredState, PoolTarget, TargetStack, load_desired  # noqa: E402
-from orchestrator.model.stack import Connection, FailureDomains, Fleet, Host, SoftwareStack  # noqa: E402
-from orchestrator.planner import UnknownHost, build_plan, plan_json  # noqa: E402
-
-BASE = {"driver": "535.183.01", "kernel_module": "proprietary", "cuda": "12.2.2", "cudnn": "8.9.7.29-1+cuda12.2",
-        "nccl": "2.18.5-1+cuda12.2", "fabric_manager": "535.183.01", "dcgm": "1:3.3.9",
-        "container_toolkit": "1.14.6-1"}
-KINDS = [("train-h100", "H100", True), ("infer-a100", "A100", True), ("legacy-v100", "V100", False)]
-
-
-def fleet(n: int) -> tuple[Fleet, list[UnknownHost], DesiredState]:
-    example = load_desired(ROOT / "plans" / "example.yaml")
-    stacks = {}
-    for kind, _, nvswitch in KINDS:
-        old = dict(BASE) if nvswitch else {k: v for k, v in BASE.items() if k != "fabric_manager"}
-        drifted = {**old, "nccl": "2.21.5-1+cuda12.4"}
-        stacks[kind] = (SoftwareStack.model_validate(old), SoftwareStack.model_validate(drifted))
-    hosts, unknown, pools = [], [], {}
-    for i in range(n):
-        kind, gpu, nvswitch = KINDS[i % 3]
-        pool = f"{kind}-{(i // 3) % 7}"
-        pools[pool] = kind
-        name = f"gpu-{i:05d}"
-        if i % 100 == 99:
-            unknown.append(UnknownHost(name, pool, "unreachable", gpu, 8))
-            continue
-        hosts.append(Host(
-            name=name, connection=Connection(address=f"10.{i // 65536}.{i // 256 % 256}.{i % 256}"), pool=pool,
-            gpu=gpu, gpu_count=8, nvswitch=nvswitch, stack=stacks[kind][i % 5 == 0],
-            domains=FailureDomains(rack=f"r{i // 16:04d}", switch=f"leaf-{i // 64:03d}"),
-            cordoned_by_hand=i % 100 == 42,
-        ))
-    desired = DesiredState(
-        pools={p: PoolTarget(target=TargetStack.model_validate(example.pools[k].target.model_dump()),
-                             workloads=example.pools[k].workloads) for p, k in sorted(pools.items())},
-        policy=example.policy.model_copy(update={"max_unavailable": "10%"}) if example.policy else None,
-    )
-    return Fleet(hosts=tuple(hosts)), unknown, desired
+SIZES = [1_000, 10_000, 100_000, 1_000_000]
 
 
 def _rss_mb() -> float:
@@ -61,22 +27,41 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+def one(n: int) -> None:
+    from orchestrator.knowledge import load_knowledge
+    from orchestrator.planner import build_plan, load_plan, plan_json
+    from tests.support.bigfleet import fleet
+
     knowledge = load_knowledge()
     fl, unknown, desired = fleet(n)
     base_rss = _rss_mb()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     plan = build_plan(fl, desired, None, knowledge, datetime(2026, 12, 1, 9, tzinfo=UTC), unknown=unknown)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     text = plan_json(plan)
     t2 = time.perf_counter()
     rss = _rss_mb()
-    print(f"hosts: {n} ({len(fl.hosts)} with facts, {len(unknown)} unknown), pools: {len(plan.pools)}, "
-          f"waves: {len(plan.waves)}, steps: {sum(len(h.steps) for h in plan.hosts)}")
-    print(f"build_plan: {t1 - t0:.2f} s, plan_json: {t2 - t1:.2f} s ({len(text) / 1e6:.1f} MB), "
-          f"total {t2 - t0:.2f} s")
-    print(f"peak memory (process max RSS): {rss:.0f} MB, of which before planning: {base_rss:.0f} MB")
+    path = Path(f"/tmp/plan-scale-{n}.plan.json")
+    path.write_text(text, encoding="utf-8")
+    t3 = time.perf_counter()
+    load_plan(path)
+    t4 = time.perf_counter()
+    path.unlink()
+    size = len(text.encode("utf-8"))
+    print(f"{n:>9} hosts: build_plan {t1 - t0:6.2f} s ({c1 - c0:.2f} s CPU), plan_json {t2 - t1:5.2f} s, "
+          f"load_plan {t4 - t3:5.2f} s; "
+          f"peak RSS {rss:6.0f} MB (fleet alone {base_rss:.0f} MB); plan {size / 1e6:7.1f} MB "
+          f"= {size / n:5.1f} bytes/host; {len(plan.classes)} classes, {len(plan.waves)} waves, "
+          f"{sum(len(w.hosts) for w in plan.waves)} moving", flush=True)
+
+
+def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--one":
+        one(int(sys.argv[2]))
+        return
+    sizes = [int(a) for a in sys.argv[1:]] or SIZES
+    for n in sizes:
+        subprocess.run([sys.executable, __file__, "--one", str(n)], check=True)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.lab import lab  # noqa: F401  (the one lab fixture for every test folder)
+from tests.support.postgres import Postgres, start_postgres, stop_postgres
 from tests.support.sshd import Sshd, sshd_available, start_sshd, stop_sshd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,3 +23,11 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     server = start_sshd(tmp_path_factory.mktemp("sshd"))
     yield server
     stop_sshd(server)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """One real PostgreSQL server for the session (tests take a database of their own from it)."""
+    server = start_postgres()
+    yield server
+    stop_postgres(server)

@@ -21,7 +21,7 @@ from orchestrator.model.desired import load_desired
 from orchestrator.model.grammar import check_node_name, check_var, is_build
 from orchestrator.model.policy import RolloutPolicy, resolve
 from orchestrator.model.stack import HostPackages
-from orchestrator.planner import build_plan
+from orchestrator.planner import build_plan, load_plan
 from orchestrator.planner.model import Step, StepKind
 from tests.planner.fixtures import load_fleet
 
@@ -188,12 +188,11 @@ def test_signed_plans_verify_and_an_edited_re_hashed_plan_is_refused(tmp_path: P
     assert ok.returncode == 0, ok.stderr
     assert "upgrade_host.yml" in ok.stdout and "dry run: nothing was touched" in ok.stdout
     # an attacker deletes the gates and re-hashes: the hash is fine, the signature is not
-    from orchestrator.planner.artifact import sha256
+    from orchestrator.planner.artifact import plan_text
     data = json.loads(out.read_text())
-    for host in data["hosts"]:
-        host["steps"] = [s for s in host["steps"] if s["kind"] != "gate"]
-    data["plan_hash"] = sha256({k: v for k, v in data.items() if k != "plan_hash"})
-    out.write_text(json.dumps(data, indent=2) + "\n")
+    for cls in data["classes"]:
+        cls["steps"] = [s for s in cls.get("steps", []) if s["kind"] != "gate"]
+    out.write_text(plan_text(data))
     refused = upgrade("apply", str(out), "--verify", verify_key, "--dry-run", env=env)
     assert refused.returncode == 2
     assert refused.stderr.strip().count("\n") == 0 and "changed after signing" in refused.stderr
@@ -211,12 +210,11 @@ def test_dry_run_json_lists_exact_steps(tmp_path: Path) -> None:
                    "--state-dir", str(tmp_path / "state"))
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    plan = json.loads(out.read_text())
+    plan = load_plan(out)
     wave = doc["waves"][0]
-    assert wave["name"] == "canary" and wave["failure_budget"] == plan["waves"][0]["failure_budget"]
+    assert wave["name"] == "canary" and wave["failure_budget"] == plan.waves[0].failure_budget
     first = wave["hosts"][0]
-    planned = next(h for h in plan["hosts"] if h["name"] == first["host"])
-    assert [s["id"] for s in first["steps"]] == [s["id"] for s in planned["steps"]]
+    assert [s["id"] for s in first["steps"]] == [s.id for s in plan.host(first["host"]).steps]
     assert all(s["build"] for s in first["steps"] if s["kind"] == "change")
     assert not (tmp_path / "state").exists()
 
@@ -230,12 +228,11 @@ def test_apply_now_garbage_is_one_line(tmp_path: Path, args: list[str]) -> None:
 
 
 def test_a_plan_naming_a_host_absent_from_its_hosts_is_refused(tmp_path: Path) -> None:
-    from orchestrator.planner.artifact import sha256
+    from orchestrator.planner.artifact import plan_text
     out = tmp_path / "plan.json"
     assert upgrade("plan", *EXAMPLE, "-o", str(out)).returncode == 0
     data = json.loads(out.read_text())
     data["waves"][0]["hosts"] = [*data["waves"][0]["hosts"], "intruder-01"]
-    data["plan_hash"] = sha256({k: v for k, v in data.items() if k != "plan_hash"})
-    out.write_text(json.dumps(data))
+    out.write_text(plan_text(data))
     proc = upgrade("apply", str(out), "--dry-run")
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "intruder-01" in proc.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -103,3 +104,40 @@ def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:
     with pytest.raises(InventoryError) as err:
         load_inventory(path)
     assert "YAML" in str(err.value) and "line 4" in str(err.value)
+
+
+def test_a_static_inventory_is_listed_once_and_again_when_it_changes(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = write(tmp_path, "hosts.ini", "[p]\nn1 gpu_pool=p gpu_model=H100 gpu_rack=r1\n")
+    assert [h.domains.rack for h in load_inventory(path)] == ["r1"]
+    entries = list((tmp_path / "cache" / "gpu-upgrade" / "inventory").glob("*.json"))
+    assert len(entries) == 1  # Ansible's listing, kept by the inventory's content
+    # the cache answers: an entry doctored by hand shows (it is never consulted for another content)
+    doctored = json.loads(entries[0].read_text())
+    doctored["data"]["_meta"]["hostvars"]["n1"]["gpu_rack"] = "from-the-cache"
+    entries[0].write_text(json.dumps(doctored))
+    assert [h.domains.rack for h in load_inventory(path)] == ["from-the-cache"]
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "p.yml").write_text("gpu_switch: leaf-7\n")  # a vars file counts as content
+    assert [(h.domains.rack, h.domains.switch) for h in load_inventory(path)] == [("r1", "leaf-7")]
+    path.write_text("[p]\nn1 gpu_pool=p gpu_model=H100 gpu_rack=r2\nn2 gpu_pool=p gpu_model=H100\n")
+    assert [h.name for h in load_inventory(path)] == ["n1", "n2"]
+
+
+def test_a_script_inventory_is_asked_every_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    counter = tmp_path / "calls"
+    path = write(tmp_path, "inventory.py", f"""\
+        #!/usr/bin/env python3
+        import json, pathlib, sys
+        calls = pathlib.Path({str(counter)!r})
+        calls.write_text(calls.read_text() + "x" if calls.exists() else "x")
+        data = {{"gpu": {{"hosts": ["d1"], "vars": {{"gpu_pool": "dyn", "gpu_model": "H100"}}}}}}
+        print(json.dumps(data if "--list" in sys.argv else {{}}))
+        """, mode=0o755)
+    load_inventory(path)
+    once = len(counter.read_text())
+    load_inventory(path)
+    assert once >= 1 and len(counter.read_text()) == 2 * once  # Ansible ran the script again
+    assert not (tmp_path / "cache").exists()

@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import ansible_runner
+from ansible.release import __version__ as ansible_version  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict
 
+from orchestrator.adapters import inventory_cache
 from orchestrator.errors import AnsibleError, InventoryError
 from orchestrator.model.gates import GateResult
 
@@ -75,11 +77,36 @@ def playbooks_dir() -> Path:
 
 
 def list_inventory(path: str | Path, limit: str | None = None) -> dict[str, Any]:
-    """``ansible-inventory --list``: Ansible's own parsing of INI, YAML, plugin and script inventories."""
+    """``ansible-inventory --list``: Ansible's own parsing of INI, YAML, plugin and script inventories.
+
+    A static inventory's listing is kept by its content (``inventory_cache``), so a big one is parsed once.
+    """
     source = Path(path)
     if not source.exists():
         raise InventoryError(str(path), "inventory not found")
-    cmd = [_ansible_bin("ansible-inventory"), "-i", str(source), "--list"]
+    binary = _ansible_bin("ansible-inventory")
+    key = inventory_cache.cache_key(source, limit, _version_of(binary))
+    cached = inventory_cache.load(key) if key else None
+    if cached is not None and isinstance(cached.get("data"), dict):
+        return dict(cached["data"])
+    data = _list_inventory(source, binary, limit)
+    if key:
+        inventory_cache.store(key, {"data": data})
+    return data
+
+
+def _version_of(binary: str) -> str:
+    """What identifies the Ansible that parses: the program's path and mtime, and ansible-core's version."""
+    try:
+        stamp = str(Path(binary).stat().st_mtime_ns)
+    except OSError:
+        stamp = "?"
+    return f"{binary}:{stamp}:{ansible_version}"
+
+
+def _list_inventory(source: Path, binary: str, limit: str | None) -> dict[str, Any]:
+    path = source
+    cmd = [binary, "-i", str(source), "--list"]
     if limit:
         cmd += ["--limit", limit]
     env = {**os.environ, "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True", "ANSIBLE_NOCOLOR": "1",

@@ -9,6 +9,8 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from orchestrator.adapters.ansible import HostStatus, PlaybookResult, run_playbook
 from orchestrator.errors import FactsError
 from orchestrator.hostside.collector import CommandResult, collect
@@ -95,7 +97,12 @@ def snapshot_from_run(inventory: str, expected: list[str], result: PlaybookResul
 def load_snapshot(path: str | Path) -> FactsSnapshot:
     """Read a snapshot written by ``upgrade facts --output json``; any problem names the file."""
     where = str(path)
-    data = parse_json(read_text(path, FactsError, "facts snapshot"), where, FactsError)
+    text = read_text(path, FactsError, "facts snapshot")
+    try:  # straight from the JSON text: several times faster than json.loads and then validating the objects
+        return FactsSnapshot.model_validate_json(text)
+    except ValidationError:
+        pass  # the slower path below names the first problem as every loader does
+    data = parse_json(text, where, FactsError)
     return validate(FactsSnapshot, data, where, FactsError, prefix="not a facts snapshot: ")
 
 

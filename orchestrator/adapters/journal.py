@@ -16,10 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from orchestrator.errors import UpgradeError
+from orchestrator.run.records import HostRecord, JournalEvent, RunRecord
 from orchestrator.run.states import HostState, transition
+
+Event = JournalEvent  # the name the journal's callers know
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -53,47 +54,15 @@ class JournalError(UpgradeError):
         return f"{self.path}: {self.problem}"
 
 
-class Event(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    seq: int
-    run_id: str
-    at: str
-    host: str | None
-    wave: str | None
-    kind: str
-    step: str | None
-    status: str | None
-    rc: int | None
-    data: dict[str, Any]
-
-
-class HostRecord(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    host: str
-    wave: str
-    state: HostState
-    reason: str
-    updated_at: str
-    stack_before: dict[str, Any] | None
-
-
-class RunRecord(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    id: str
-    plan_hash: str
-    plan_path: str
-    started_at: str
-    finished_at: str | None
-    status: str
-    summary: dict[str, Any] | None
-
-
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class Journal:
-    """One SQLite file; safe to open from several processes (readers never block the writer in WAL)."""
+    """One SQLite file; safe to open from several processes (readers never block the writer in WAL).
+
+    The embedded default of the journal port (``orchestrator.ports.JournalPort``); ``journal_pg`` is the other.
+    """
 
     def __init__(self, path: str | Path, clock: Callable[[], str] = utc_now) -> None:
         self.path = Path(path)
@@ -206,13 +175,13 @@ class Journal:
         return {r[0]: HostRecord(host=r[0], wave=r[1], state=HostState(r[2]), reason=r[3], updated_at=r[4],
                                  stack_before=json.loads(r[5]) if r[5] else None) for r in rows}
 
-    def events(self, run_id: str, host: str | None = None) -> list[Event]:
+    def events(self, run_id: str, host: str | None = None) -> list[JournalEvent]:
         query = "SELECT * FROM events WHERE run_id = ?"
         args: tuple[str, ...] = (run_id,)
         if host is not None:
             query, args = query + " AND host = ?", (run_id, host)
         rows = self._query(query + " ORDER BY seq", args)
-        return [Event(seq=r[0], run_id=r[1], at=r[2], host=r[3], wave=r[4], kind=r[5], step=r[6], status=r[7],
+        return [JournalEvent(seq=r[0], run_id=r[1], at=r[2], host=r[3], wave=r[4], kind=r[5], step=r[6], status=r[7],
                       rc=r[8], data=json.loads(r[9])) for r in rows]
 
     def completed_steps(self, run_id: str, host: str) -> set[str]:

@@ -15,16 +15,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from orchestrator.adapters.host_actions import AnsibleActions, HostActions
-from orchestrator.adapters.journal import Journal
-from orchestrator.adapters.lock import RunLock
+from orchestrator.adapters.state import STATE_DIR_ENV, state_store
 from orchestrator.app.execute import Driver, Notify
 from orchestrator.app.gather import Inputs, gather
 from orchestrator.errors import UpgradeError
 from orchestrator.planner import Plan, Wave
+from orchestrator.ports import JournalPort
 from orchestrator.run.decide import METRIC, RunContext
 from orchestrator.run.preflight import select_waves, stale_reasons, window_reason
 
-STATE_ENV = "UPGRADE_STATE_DIR"
+STATE_ENV = STATE_DIR_ENV
 RunStatus = Literal["running", "done", "rolled_back", "halted"]
 
 
@@ -78,14 +78,14 @@ def _inputs(plan: Plan, inventory: Path | None, facts: Path | None) -> Inputs:
     return gather(Path(sources["desired"]), inventory or Path(sources["inventory"]), facts=facts, site=site)
 
 
-def _report(journal: Journal, run_id: str, status: RunStatus, reason: str) -> RunReport:
+def _report(journal: JournalPort, run_id: str, status: RunStatus, reason: str) -> RunReport:
     waves = [WaveReport(e.wave or "", e.status or "", list(e.data.get("failed", [])),
                         list(e.data.get("stragglers", [])), str(e.data.get("reason", "")))
              for e in journal.events(run_id) if e.kind == "wave_end"]
     return RunReport(run_id, status, waves, reason)
 
 
-def _drive(ctx: RunContext, journal: Journal, run_id: str, port: HostActions, notify: Notify | None,
+def _drive(ctx: RunContext, journal: JournalPort, run_id: str, port: HostActions, notify: Notify | None,
            sleep: Callable[[float], None] | None) -> RunReport:
     driver = Driver(ctx, journal, run_id, port, notify=notify, sleep=sleep or time.sleep)
     state = driver.run()
@@ -95,13 +95,13 @@ def _drive(ctx: RunContext, journal: Journal, run_id: str, port: HostActions, no
 
 
 def apply(plan: Plan, plan_path: Path, wave_spec: str, *, inventory: Path | None = None, facts: Path | None = None,
-          state: Path | None = None, ignore_window: bool = False, now: datetime | None = None,
+          state: str | Path | None = None, ignore_window: bool = False, now: datetime | None = None,
           actions: HostActions | None = None, notify: Notify | None = None, parallel: int | None = None,
           extravars: dict[str, Any] | None = None, sleep: Callable[[float], None] | None = None) -> ApplyResult:
     """Run the selected waves of ``plan`` (resuming an interrupted run of the same plan)."""
-    directory = state_dir(state)
-    with RunLock(directory / "apply.lock", plan=plan.plan_hash[:12], wave=wave_spec) as lock, \
-            Journal(directory / "journal.db") as journal:
+    store = state_store(state)
+    with store.lock(_pools(plan), plan=plan.plan_hash[:12],
+                    wave=wave_spec) as lock, store.journal() as journal:
         previous = journal.latest_run(plan.plan_hash)
         resumed = previous is not None and previous.status == "running"
         if resumed and previous is not None:
@@ -148,16 +148,16 @@ def apply(plan: Plan, plan_path: Path, wave_spec: str, *, inventory: Path | None
         return ApplyResult(run_id, report, resumed, lock.stale_holder, hosts)
 
 
-def rollback(plan: Plan, hosts: list[str], *, inventory: Path | None = None, state: Path | None = None,
+def rollback(plan: Plan, hosts: list[str], *, inventory: Path | None = None, state: str | Path | None = None,
              actions: HostActions | None = None, notify: Notify | None = None,
              extravars: dict[str, Any] | None = None, parallel: int | None = 1) -> ApplyResult:
     """Roll the named hosts back to the plan's starting stack with the plan's rollback steps, in a run of their own."""
-    directory = state_dir(state)
-    missing = [h for h in hosts if not any(p.name == h and p.rollback for p in plan.hosts)]
+    store = state_store(state)
+    missing = [h for h in hosts if not (plan.has_host(h) and plan.host(h).rollback)]
     if missing:
         raise Refused([f"{', '.join(missing)}: the plan has no rollback steps for it (not a host it upgrades)"])
-    with RunLock(directory / "apply.lock", plan=plan.plan_hash[:12], rollback=",".join(hosts)) as lock, \
-            Journal(directory / "journal.db") as journal:
+    with store.lock(_pools(plan, hosts), plan=plan.plan_hash[:12], rollback=",".join(hosts)) as lock, \
+            store.journal() as journal:
         run_id = journal.start_run(plan.plan_hash, "rollback")
         wave = Wave(index=0, name="rollback", hosts=tuple(hosts), hosts_by_pool={}, gpus_out=0, gpus_out_by_pool={},
                     estimate_s=0, soak_s=0, earliest_start="", end="", window_need_s=0, failure_budget=len(hosts))
@@ -168,6 +168,14 @@ def rollback(plan: Plan, hosts: list[str], *, inventory: Path | None = None, sta
         states = journal.host_states(run_id)
         return ApplyResult(run_id, report, False, lock.stale_holder,
                            {h: (r.wave, r.state.value, r.reason) for h, r in states.items()})
+
+
+def _pools(plan: Plan, hosts: list[str] | None = None) -> list[str]:
+    """The lock keys of a run: the pools it may touch (the plan's moving hosts, or the hosts named);
+    controllers of other pools run beside it."""
+    if hosts is None:
+        return sorted({plan.classes[r.cls].pool for r in plan.rows if r.wave is not None})
+    return sorted({plan.host(h).pool for h in hosts if plan.has_host(h)})
 
 
 def _wave(plan: Plan, name: str) -> Wave:
@@ -184,14 +192,14 @@ def _already_done(plan: Plan, spec: str, finished: set[str]) -> list[str]:
     return []
 
 
-def _run_waves(journal: Journal, run_id: str) -> list[str]:
+def _run_waves(journal: JournalPort, run_id: str) -> list[str]:
     for event in journal.events(run_id):
         if event.kind == "run_waves":
             return [str(w) for w in event.data.get("waves", [])]
     return []
 
 
-def quarantined_earlier(journal: Journal, plan: Plan, run_id: str) -> set[str]:
+def quarantined_earlier(journal: JournalPort, plan: Plan, run_id: str) -> set[str]:
     """Hosts that earlier runs of this plan left quarantined (drained): they still count as out of service."""
     latest: dict[str, str] = {}
     for run in sorted(journal.runs(), key=lambda r: r.started_at):
@@ -202,7 +210,7 @@ def quarantined_earlier(journal: Journal, plan: Plan, run_id: str) -> set[str]:
     return {h for h, s in latest.items() if s == "quarantined"}
 
 
-def finished_waves(journal: Journal, plan: Plan) -> set[str]:
+def finished_waves(journal: JournalPort, plan: Plan) -> set[str]:
     """Waves that passed their gates in a run of this plan."""
     done: set[str] = set()
     for run in journal.runs():

@@ -13,7 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 
 from orchestrator.adapters.host_actions import HostActions, StepOutcome
-from orchestrator.adapters.journal import Journal
+from orchestrator.ports import JournalPort
 from orchestrator.run.decide import (
     Action,
     Baseline,
@@ -47,7 +47,7 @@ def _now() -> datetime:
 class Driver:
     """Runs one run of a plan to its end (or to a halt) from a fresh start or from its journaled inputs."""
 
-    def __init__(self, ctx: RunContext, journal: Journal, run_id: str, port: HostActions, *,
+    def __init__(self, ctx: RunContext, journal: JournalPort, run_id: str, port: HostActions, *,
                  notify: Notify | None = None, sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], datetime] = _now, workers: int = 64) -> None:
         self.ctx = ctx

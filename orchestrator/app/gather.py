@@ -17,7 +17,6 @@ from orchestrator.model.facts import FactsSnapshot
 from orchestrator.model.fleet import FleetBuild, build_fleet
 from orchestrator.model.inventory import InventoryHost
 from orchestrator.planner import Plan, UnknownHost, build_plan, fingerprints
-from orchestrator.planner.artifact import seal
 from orchestrator.ports import FactSource, InventorySource
 
 
@@ -52,9 +51,8 @@ def plan_from(inputs: Inputs, now: datetime, *, exclude_invalid: bool = False) -
     pools = {h.name: h.pool for h in inputs.hosts}
     gpus = {h.name: (str(h.gpu) if h.gpu else "unknown", h.gpu_count or 0) for h in inputs.hosts}
     unknown = [UnknownHost(n, pools[n], why, *gpus[n]) for n, why in sorted(inputs.built.unknown.items())]
-    plan = build_plan(
+    return build_plan(
         inputs.built.fleet, inputs.desired, None, inputs.knowledge, now, unknown=unknown,
         inputs=fingerprints(inputs.hosts, inputs.snapshot, inputs.desired, inputs.knowledge.version),
-        desired_name=inputs.desired_name, exclude_invalid=exclude_invalid,
+        desired_name=inputs.desired_name, exclude_invalid=exclude_invalid, sources=inputs.sources,
     )
-    return seal(plan.model_copy(update={"sources": inputs.sources}))

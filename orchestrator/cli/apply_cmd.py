@@ -16,9 +16,9 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.adapters.journal import Journal
 from orchestrator.adapters.signing import SignatureError, load_key, signature_path, verify
-from orchestrator.app.apply import ApplyResult, Refused, apply, finished_waves, rollback, state_dir
+from orchestrator.adapters.state import state_store
+from orchestrator.app.apply import ApplyResult, Refused, apply, finished_waves, rollback
 from orchestrator.cli.app import app
 from orchestrator.cli.output import Exit, OutputFormat, console, err_console, print_json
 from orchestrator.cli.plan_cmd import _parse_now
@@ -27,7 +27,8 @@ from orchestrator.planner import Plan, parse_plan
 from orchestrator.planner.errors import PlanFileError
 from orchestrator.run.preflight import select_waves
 
-STATE_HELP = "Where the journal and the lock live (default $UPGRADE_STATE_DIR or ./.upgrade)."
+STATE_HELP = ("Where the journal and the lock live: a folder or a postgresql:// URL (default $UPGRADE_STATE, "
+              "$UPGRADE_STATE_DIR or ./.upgrade).")
 STYLE = {"done": "green", "rolled_back": "yellow", "quarantined": "bold red", "skipped": "dim", "failed": "red"}
 
 
@@ -94,12 +95,12 @@ def load_verified(plan_path: Path, verify_key: str | None) -> Plan:
     return parse_plan(text, str(plan_path))
 
 
-def _dry_run(plan: Plan, wave: str, output: OutputFormat, state: Path | None) -> None:
+def _dry_run(plan: Plan, wave: str, output: OutputFormat, state: str | None) -> None:
     """Every step apply would run for the selected waves, as the plan pins it; nothing is touched."""
-    path = state_dir(state) / "journal.db"
+    store = state_store(state)
     finished: set[str] = set()
-    if path.exists():
-        with Journal(path) as journal:
+    if store.exists():
+        with store.journal() as journal:
             finished = finished_waves(journal, plan)
     try:
         waves = select_waves(plan, wave, finished)
@@ -146,7 +147,7 @@ def apply_cmd(
     ignore_window: bool = typer.Option(False, "--ignore-window", help="Run outside the maintenance windows."),
     resume: bool = typer.Option(False, "--resume", help="Say so explicitly; an interrupted run resumes anyway."),
     parallel: int | None = typer.Option(None, "--parallel", min=1, help="At most this many hosts at once."),
-    state: Path | None = typer.Option(None, "--state-dir", help=STATE_HELP),
+    state: str | None = typer.Option(None, "--state", "--state-dir", help=STATE_HELP),
     facts: Path | None = typer.Option(None, "--facts", help="Compare with this snapshot instead of asking hosts."),
     now: str | None = typer.Option(None, "--now", help="Judge the maintenance window as of this ISO time."),
     extra_var: list[str] = typer.Option([], "-e", "--extra-var", help="KEY=VALUE for the playbooks (repeat)."),
@@ -192,7 +193,7 @@ def rollback_cmd(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask (CI)."),
     output: OutputFormat = typer.Option(OutputFormat.TABLE, "--output"),
     inventory: Path | None = typer.Option(None, "-i", "--inventory", help="Override the plan's inventory."),
-    state: Path | None = typer.Option(None, "--state-dir", help=STATE_HELP),
+    state: str | None = typer.Option(None, "--state", "--state-dir", help=STATE_HELP),
     extra_var: list[str] = typer.Option([], "-e", "--extra-var", help="KEY=VALUE for the playbooks (repeat)."),
     verify_key: str | None = typer.Option(None, "--verify", help="Refuse unless PLAN.sig verifies with this key."),
 ) -> None:
@@ -232,16 +233,16 @@ def rollback_cmd(
 def status_cmd(
     run: str | None = typer.Argument(None, help="Run id (default: the latest)."),
     output: OutputFormat = typer.Option(OutputFormat.TABLE, "--output"),
-    state: Path | None = typer.Option(None, "--state-dir", help=STATE_HELP),
+    state: str | None = typer.Option(None, "--state", "--state-dir", help=STATE_HELP),
 ) -> None:
     """Show a run per wave and host from the journal: state, reason, last step."""
-    path = state_dir(state) / "journal.db"
-    if not path.exists():
-        raise Refused([f"{path}: no journal yet (nothing applied here)"])
-    with Journal(path) as journal:
+    store = state_store(state)
+    if not store.exists():
+        raise Refused([f"{store.where}: no journal yet (nothing applied here)"])
+    with store.journal() as journal:
         record = journal.run(run) if run else journal.latest_run()
         if record is None:
-            raise Refused([f"{path}: no runs"])
+            raise Refused([f"{store.where}: no runs"])
         hosts = journal.host_states(record.id)
         last: dict[str, str] = {}
         for event in journal.events(record.id):

@@ -9,9 +9,11 @@ from typing import Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from orchestrator.cli.app import app
 from orchestrator.cli.output import Exit, OutputFormat, console, err_console, print_json
+from orchestrator.cli.summary import DETAILS_HELP, per_host, sample
 from orchestrator.knowledge import (
     CheckContext,
     Hardware,
@@ -25,7 +27,7 @@ from orchestrator.knowledge import (
 )
 from orchestrator.model.desired import DesiredState
 from orchestrator.model.gpus import resolve_gpu
-from orchestrator.model.stack import Fleet, KernelModuleFlavor, SoftwareStack
+from orchestrator.model.stack import Fleet, Host, KernelModuleFlavor, SoftwareStack
 
 _SITE_FACTS_HELP = "Site facts file: adds or overrides shipped facts (docs/knowledge.md)."
 
@@ -49,6 +51,27 @@ def _violation_json(v: Violation) -> dict[str, Any]:
     return v.model_dump(mode="json", exclude_none=True)
 
 
+def _summary(result: dict[str, dict[str, Any]], missing: list[str], unknown: dict[str, str], target: Path) -> None:
+    """One block of findings per class of hosts alike (pool, GPUs, stack), with how many and a few names."""
+    classes: dict[int, list[str]] = {}
+    entries: dict[int, dict[str, Any]] = {}
+    for name, e in result.items():
+        classes.setdefault(id(e), []).append(name)
+        entries[id(e)] = e
+    rows = []
+    for ident, names in sorted(classes.items(), key=lambda kv: (entries[kv[0]]["pool"], kv[1][0])):
+        e = entries[ident]
+        label = f"{e['pool']}: {len(names)} host(s), e.g. {sample(names, 3)}"
+        rows += [(f"{label} ({phase})", v) for phase in ("current", "target") for v in (e[phase] or [])]
+    console.print(_table(rows, "hosts") if rows else Text("no findings", style="green"))
+    for pool in missing:
+        console.print(Text(f"pool {pool} has no target in {target}", style="yellow"))
+    if unknown:
+        console.print(Text(f"{len(unknown)} host(s) not checked (no facts): {sample(sorted(unknown))} "
+                           f"(--details for the reasons)", style="yellow"))
+    console.print(f"{len(result)} hosts checked in {len(classes)} classes of hosts alike; --details for every host")
+
+
 def _table(rows: list[tuple[str, Violation]], first: str | None) -> Table:
     t = Table(show_lines=False)
     if first:
@@ -57,14 +80,14 @@ def _table(rows: list[tuple[str, Violation]], first: str | None) -> Table:
         t.add_column(name, overflow="fold")
     for label, v in rows:
         colour = "red" if v.severity is Severity.ERROR else "yellow"
-        cells = [
-            f"[{colour}]{v.severity}[/]",
-            v.rule,
-            v.message + (" (unverified)" if v.unverified else ""),
-            v.fix or "",
-            v.source,
+        cells = [  # findings quote host and user text: data, never markup
+            Text(str(v.severity), style=colour),
+            Text(v.rule),
+            Text(v.message + (" (unverified)" if v.unverified else "")),
+            Text(v.fix or ""),
+            Text(v.source),
         ]
-        t.add_row(*([label] if first else []), *cells)
+        t.add_row(*([Text(label)] if first else []), *cells)
     return t
 
 
@@ -150,26 +173,38 @@ def compat(
 
 
 def check_fleet(k: Knowledge, fleet: Fleet, desired: DesiredState, today: date) -> dict[str, dict[str, Any]]:
-    """Per host: findings on its current stack and on its target; workloads are judged on the target. Pure."""
+    """Per host: findings on its current stack and on its target; workloads are judged on the target. Pure.
+
+    Hosts alike (pool, hardware, stack) are judged once and share their entry.
+    """
     out: dict[str, dict[str, Any]] = {}
+    judged: dict[tuple[object, ...], dict[str, Any]] = {}
     for host in sorted(fleet.hosts, key=lambda h: h.name):
-        pool = desired.pools.get(host.pool)
-        ctx = CheckContext(
-            now=today,
-            pool=host.pool,
-            production=pool.production if pool else False,
-            workloads=pool.workloads if pool else (),
-            cuda_compat=pool.cuda_compat if pool else False,
-        )
-        current = check(k, host, host.stack, replace(ctx, workloads=()))
-        entry: dict[str, Any] = {"pool": host.pool, "current": current, "target": None, "target_stack": None}
-        if pool is not None:
-            after = pool.target.applied_to(host.stack)
-            entry["target_stack"] = after
-            entry["target"] = check(k, host, after, ctx)
-            entry["transition"] = check_transition(k, host, host.stack, after, ctx)
-        out[host.name] = entry
+        key = (host.pool, host.gpu, host.gpu_count, host.nvswitch, host.stack)
+        if key not in judged:
+            judged[key] = _check_host(k, host, desired, today)
+        out[host.name] = judged[key]
     return out
+
+
+def _check_host(k: Knowledge, host: Host, desired: DesiredState, today: date) -> dict[str, Any]:
+    """Findings of one host (and of every host alike): current stack, target stack, the move between."""
+    pool = desired.pools.get(host.pool)
+    ctx = CheckContext(
+        now=today,
+        pool=host.pool,
+        production=pool.production if pool else False,
+        workloads=pool.workloads if pool else (),
+        cuda_compat=pool.cuda_compat if pool else False,
+    )
+    current = check(k, host, host.stack, replace(ctx, workloads=()))
+    entry: dict[str, Any] = {"pool": host.pool, "current": current, "target": None, "target_stack": None}
+    if pool is not None:
+        after = pool.target.applied_to(host.stack)
+        entry["target_stack"] = after
+        entry["target"] = check(k, host, after, ctx)
+        entry["transition"] = check_transition(k, host, host.stack, after, ctx)
+    return entry
 
 
 @app.command("check")
@@ -184,6 +219,7 @@ def check_cmd(
     output: OutputFormat = typer.Option(
         OutputFormat.TABLE, "--output", help="table for people, json for CI."
     ),
+    details: bool = typer.Option(False, "--details", help=DETAILS_HELP),
 ) -> None:
     """Check every host's current stack and its target stack. Exit 0 clean, 1 warnings only, 2 any error."""
     from orchestrator.app.gather import gather
@@ -192,7 +228,8 @@ def check_cmd(
     k, desired, built = _with_conflicts_shown(inputs.knowledge), inputs.desired, inputs.built
     result = check_fleet(k, built.fleet, desired, date.today())
     missing = sorted({h.pool for h in built.fleet.hosts} - set(desired.pools))
-    everything = [v for e in result.values() for key in ("current", "target") for v in (e[key] or [])]
+    entries = {id(e): e for e in result.values()}.values()  # hosts alike share one entry
+    everything = [v for e in entries for key in ("current", "target") for v in (e[key] or [])]
     if output == OutputFormat.JSON:
         print_json(
             {
@@ -214,18 +251,20 @@ def check_cmd(
                 },
             }
         )
-    else:
+    elif per_host(details, len(result) + len(built.unknown)):
         rows = [
             (f"{name} ({phase})", v)
             for name, e in result.items()
             for phase in ("current", "target")
             for v in (e[phase] or [])
         ]
-        console.print(_table(rows, "host") if rows else "[green]no findings[/]")
+        console.print(_table(rows, "host") if rows else Text("no findings", style="green"))
         for pool in missing:
-            console.print(f"[yellow]pool {pool} has no target in {target}[/]", markup=True)
+            console.print(Text(f"pool {pool} has no target in {target}", style="yellow"))
         for name, why in sorted(built.unknown.items()):
-            console.print(f"[yellow]{name}: not checked ({why})[/]", markup=True)
+            console.print(Text(f"{name}: not checked ({why})", style="yellow"))
+    else:
+        _summary(result, missing, built.unknown, target)
     code = _exit_code(everything)
     if code == int(Exit.OK) and (missing or built.unknown):
         code = int(Exit.WARNINGS)

@@ -12,9 +12,10 @@ from orchestrator.adapters.facts import collect_live, collect_local, load_snapsh
 from orchestrator.adapters.inventory import load_inventory
 from orchestrator.cli.app import app
 from orchestrator.cli.output import Exit, OutputFormat, console, print_json
+from orchestrator.cli.summary import DETAILS_HELP, per_host, sample
 from orchestrator.errors import InputError
 from orchestrator.model.drift import PoolDrift, fleet_drift, value_of
-from orchestrator.model.facts import FactsSnapshot, HostFacts
+from orchestrator.model.facts import FactsSnapshot, HostFacts, UnreachableHost
 from orchestrator.model.inventory import InventoryHost
 from orchestrator.model.stack import SoftwareStack
 
@@ -31,6 +32,7 @@ def facts(
     local: bool = typer.Option(False, "--local", help="Collect this machine's stack (run it on a GPU node)."),
     snapshot: Path | None = typer.Option(None, "--snapshot", help="Show a stored snapshot instead of asking hosts."),
     forks: int = typer.Option(20, "--forks", min=1, help="Hosts Ansible asks in parallel."),
+    details: bool = typer.Option(False, "--details", help=DETAILS_HELP),
 ) -> None:
     """Show driver, CUDA, cuDNN, NCCL, fabric manager versions per host, grouped by pool, drift highlighted.
 
@@ -56,7 +58,7 @@ def facts(
         data["drift"] = [d.model_dump(mode="json") for d in drift if d.mixed]
         print_json(data)
     else:
-        _render_fleet(hosts, snap, drift)
+        _render_fleet(hosts, snap, drift, per_host(details, len(hosts)))
     problems = snap.unreachable or any(h.problems for h in snap.hosts) or any(d.mixed for d in drift)
     raise typer.Exit(int(Exit.WARNINGS if problems else Exit.OK))
 
@@ -65,11 +67,10 @@ def _restrict(snap: FactsSnapshot, hosts: list[InventoryHost]) -> FactsSnapshot:
     """Keep the snapshot's records of the inventory's hosts; a host the snapshot lacks is reported, not hidden."""
     names = {h.name for h in hosts}
     known = {h.host for h in snap.hosts} | {u.host for u in snap.unreachable}
-    missing = [{"host": n, "reason": "not in the facts snapshot"} for n in sorted(names - known)]
-    return FactsSnapshot.model_validate({
-        **snap.model_dump(),
-        "hosts": [h.model_dump() for h in snap.hosts if h.host in names],
-        "unreachable": [u.model_dump() for u in snap.unreachable if u.host in names] + missing,
+    missing = [UnreachableHost(host=n, reason="not in the facts snapshot") for n in sorted(names - known)]
+    return snap.model_copy(update={  # the records are validated already: keep them, do not copy them
+        "hosts": [h for h in snap.hosts if h.host in names],
+        "unreachable": [u for u in snap.unreachable if u.host in names] + missing,
     })
 
 
@@ -90,7 +91,10 @@ def _gpu_cell(inv: InventoryHost, host: HostFacts) -> str:
     return f"{count}x {model}" if count else str(model)
 
 
-def _render_fleet(hosts: list[InventoryHost], snap: FactsSnapshot, drift: list[PoolDrift]) -> None:
+def _render_fleet(hosts: list[InventoryHost], snap: FactsSnapshot, drift: list[PoolDrift], details: bool) -> None:
+    if not details:
+        _render_summary(hosts, snap, drift)
+        return
     facts = snap.by_host()
     by_pool: dict[str, list[InventoryHost]] = {}
     for host in hosts:
@@ -134,6 +138,63 @@ def _render_fleet(hosts: list[InventoryHost], snap: FactsSnapshot, drift: list[P
                + (f"drift in {', '.join(mixed_pools)}" if mixed_pools else "no drift")
                + (" (* = off the pool's majority)" if mixed_pools else ""))
     console.print(summary)
+
+
+def _status(inv: InventoryHost, record: HostFacts | None) -> str:
+    if record is None:
+        return "no facts"
+    return record.driver.status.value + (" (problems)" if record.problems else "") + (
+        ", cordoned by hand" if inv.cordoned_by_hand else "")
+
+
+def _render_summary(hosts: list[InventoryHost], snap: FactsSnapshot, drift: list[PoolDrift]) -> None:
+    """Per pool one row per class of hosts alike (GPUs, versions, status), with a count and a few names."""
+    facts = snap.by_host()
+    drift_by_pool = {d.pool: d for d in drift}
+    by_pool: dict[str, dict[tuple[str, ...], list[str]]] = {}
+    for inv in hosts:
+        record = facts.get(inv.name)
+        if record is None:
+            key: tuple[str, ...] = ("?", *("" for _ in COLUMNS), _status(inv, None))
+        else:
+            stack = record.stack()
+            key = (_gpu_cell(inv, record), *(value_of(stack, c) for c, _ in COLUMNS), _status(inv, record))
+        by_pool.setdefault(inv.pool, {}).setdefault(key, []).append(inv.name)
+    for pool in sorted(by_pool):
+        pd = drift_by_pool.get(pool)
+        majority = {c.component: c.majority for c in pd.mixed} if pd else {}
+        classes = by_pool[pool]
+        table = Table(title=f"pool {pool}: {sum(len(v) for v in classes.values())} hosts in {len(classes)} "
+                      f"classes", title_justify="left")
+        for header in ["hosts", "GPUs", *[label for _, label in COLUMNS], "status", "e.g."]:
+            table.add_column(header, no_wrap=header != "e.g.")
+        for key, names in sorted(classes.items(), key=lambda kv: (-len(kv[1]), kv[1][0])):
+            cells = []
+            for (component, _), value in zip(COLUMNS, key[1:-1], strict=True):
+                off = bool(value) and component in majority and value != majority[component]
+                cells.append(Text(value + ("*" if off else ""), style="bold yellow" if off else ""))
+            status = key[-1]
+            style = "green" if status == "ok" else "magenta" if status.startswith("ok,") else "red"
+            table.add_row(str(len(names)), Text(key[0]), *cells, Text(status, style=style), Text(sample(names)))
+        console.print(table)
+        for c in pd.mixed if pd else []:
+            values = ", ".join(f"{v} on {n}" for v, n in c.values.items())
+            console.print(Text(f"  drift: {c.component} is mixed ({values}); off majority: "
+                               f"{sample(c.off_majority)}", style="yellow"))
+    problems: dict[str, list[str]] = {}
+    for record in snap.hosts:
+        for problem in record.problems:
+            problems.setdefault(problem, []).append(record.host)
+    for problem, names in sorted(problems.items()):
+        console.print(Text(f"{len(names)} host(s): {problem} ({sample(names)})", style="red"))
+    if snap.unreachable:
+        console.print(Text(f"{len(snap.unreachable)} host(s) unreachable or without facts: "
+                           f"{sample([u.host for u in snap.unreachable])} (--details for the reasons)", style="red"))
+    mixed_pools = [d.pool for d in drift if d.mixed]
+    console.print(f"{len(hosts)} hosts in {len(by_pool)} pools: {len(snap.hosts)} reported, "
+                  f"{len(snap.unreachable)} unreachable; "
+                  + (f"drift in {', '.join(mixed_pools)} (* = off the pool's majority)" if mixed_pools
+                     else "no drift") + "; --details for every host")
 
 
 def _render_local(host: HostFacts) -> None:

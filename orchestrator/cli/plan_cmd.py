@@ -16,14 +16,17 @@ from orchestrator.adapters.signing import load_key, sign, signature_path
 from orchestrator.app.gather import gather, plan_from
 from orchestrator.cli.app import app
 from orchestrator.cli.output import Exit, console, err_console
+from orchestrator.cli.summary import DETAILS_HELP, per_host, sample
 from orchestrator.errors import InputError
 from orchestrator.planner import (
+    HostClass,
     Plan,
     PlanError,
     plan_json,
     render_dot,
     render_mermaid,
 )
+from orchestrator.planner.model import Wave
 
 
 class PlanOutput(StrEnum):
@@ -75,6 +78,7 @@ def plan_cmd(
     sign_key: str | None = typer.Option(
         None, "--sign", help="Sign the plan file (PLAN.sig) with this key: a file or env:NAME (ed25519 PEM or HMAC)."
     ),
+    details: bool = typer.Option(False, "--details", help=DETAILS_HELP),
 ) -> None:
     """Plan the rollout: waves, per-host ordered steps, capacity lost, windows. Exit 0 plan made, 2 invalid."""
     when = _parse_now(now)
@@ -102,20 +106,88 @@ def plan_cmd(
     elif output == PlanOutput.MERMAID:
         console.file.write(render_mermaid(plan))
     else:
-        _render(plan)
+        if per_host(details, len(plan.rows) + len(plan.excluded)):
+            _render(plan)
+        else:
+            _render_summary(plan)
         signed = f", signed with {key.key_id}" if key is not None else ""
         console.print(f"plan written to {path} (hash {plan.plan_hash[:12]}{signed})")
     raise typer.Exit(int(Exit.OK))
 
 
+def _wave_title(wave: Wave) -> str:
+    return (f"{wave.name}: {len(wave.hosts)} hosts, {wave.gpus_out} GPUs out "
+            f"({', '.join(f'{p} {n}' for p, n in wave.gpus_out_by_pool.items())}), ~{_minutes(wave.estimate_s)}"
+            f" + soak {_minutes(wave.soak_s)}; {wave.earliest_start} -> {wave.end}"
+            + (f" in window {wave.window}" if wave.window else "")
+            + f"; may fail: {wave.failure_budget}")
+
+
+def _changes(cls: HostClass) -> Text:
+    return Text("\n".join(f"{s.component} {s.from_version or '-'} -> {s.to_version or '-'}"
+                          + (f" ({s.package}={s.build})" if s.build else "") for s in cls.steps if s.component))
+
+
+def _render_summary(plan: Plan) -> None:
+    """The classes of hosts alike once (their changes, order, steps), then one row per wave saying which
+    classes it moves and how many hosts of each; pools; warnings grouped by what they say."""
+    members: dict[tuple[int, int], list[str]] = {}
+    for row in plan.rows:
+        if row.wave is not None:
+            members.setdefault((row.wave, row.cls), []).append(row.name)
+    moving = sorted({c for _, c in members})
+    classes = Table(title=f"{len(moving)} classes of hosts alike move", title_justify="left")
+    for header in ("class", "pool", "GPUs", "hosts", "current -> target", "order (groups)", "steps", "est."):
+        classes.add_column(header, no_wrap=header != "current -> target")
+    for c in moving:
+        cls = plan.classes[c]
+        count = sum(len(v) for (_, k), v in members.items() if k == c)
+        classes.add_row(f"c{c}", Text(cls.pool), f"{cls.gpu_count}x {cls.gpu}", str(count), _changes(cls),
+                        " | ".join(",".join(g) for g in cls.order), str(len(cls.steps)), _minutes(cls.estimate_s))
+    console.print(classes)
+    waves = Table(title="waves", title_justify="left")
+    for header in ("wave", "hosts", "GPUs out", "start -> end", "window", "may fail", "classes (hosts)", "e.g."):
+        waves.add_column(header, no_wrap=header not in ("classes (hosts)", "e.g."))
+    for wave in plan.waves:
+        mine = sorted((c, names) for (w, c), names in members.items() if w == wave.index)
+        waves.add_row(wave.name, str(len(wave.hosts)), str(wave.gpus_out),
+                      f"{wave.earliest_start} -> {wave.end} (~{_minutes(wave.estimate_s)} + soak "
+                      f"{_minutes(wave.soak_s)})", wave.window or "-", str(wave.failure_budget),
+                      ", ".join(f"c{c} x{len(names)}" for c, names in mine), Text(sample(list(wave.hosts), 2)))
+    console.print(waves)
+    _render_pools(plan, summary=True)
+    if plan.noop:
+        console.print(f"{len(plan.noop)} host(s) already at target (no-op): {sample(list(plan.noop))}")
+    per_class: dict[int, int] = {}
+    for row in plan.rows:
+        per_class[row.cls] = per_class.get(row.cls, 0) + 1
+    for c, cls in enumerate(plan.classes):
+        for f in cls.findings:
+            console.print(Text(f"{cls.pool}, {per_class.get(c, 0)} {cls.gpu} host(s) of one class: {f.severity} "
+                               f"{f.rule}: {f.message}", style="yellow"))
+    known = {r.name for r in plan.rows} | {e.host for e in plan.excluded}
+    grouped: dict[str, list[str]] = {}
+    for warning in plan.warnings:
+        host, _, rest = warning.partition(": ")
+        if host in known and rest:
+            grouped.setdefault(rest, []).append(host)
+        else:
+            console.print(Text(f"warning: {warning}", style="yellow"))
+    if len(grouped) > 20:  # reasons that name each host (addresses): group by kind of warning instead
+        coarse: dict[str, list[str]] = {}
+        for what, hosts in grouped.items():
+            coarse.setdefault(what.split(": ", 1)[0] + ": ...", []).extend(hosts)
+        grouped = coarse
+    for what, hosts in sorted(grouped.items()):
+        console.print(Text(f"warning: {len(hosts)} host(s): {what} ({sample(hosts)})", style="yellow"))
+    console.print(f"{len(plan.waves)} waves, {sum(len(w.hosts) for w in plan.waves)} hosts in "
+                  f"{len(plan.classes)} classes, {plan.start} -> {plan.end} (~{_minutes(plan.estimate_s)} from now); "
+                  f"knowledge {plan.knowledge_version}; --details for every host")
+
+
 def _render(plan: Plan) -> None:
     for wave in plan.waves:
-        title = (f"{wave.name}: {len(wave.hosts)} hosts, {wave.gpus_out} GPUs out "
-                 f"({', '.join(f'{p} {n}' for p, n in wave.gpus_out_by_pool.items())}), ~{_minutes(wave.estimate_s)}"
-                 f" + soak {_minutes(wave.soak_s)}; {wave.earliest_start} -> {wave.end}"
-                 + (f" in window {wave.window}" if wave.window else "")
-                 + f"; may fail: {wave.failure_budget}")
-        table = Table(title=title, title_justify="left")
+        table = Table(title=_wave_title(wave), title_justify="left")
         for header in ("host", "pool", "GPUs", "current -> target", "order (groups)", "steps", "est."):
             table.add_column(header, no_wrap=header != "current -> target")
         for name in wave.hosts:
@@ -124,9 +196,23 @@ def _render(plan: Plan) -> None:
                                 + (f" ({s.package}={s.build})" if s.build else "")
                                 for s in h.steps if s.component)
             order = " | ".join(",".join(g) for g in h.order)
-            table.add_row(name, h.pool, f"{h.gpu_count}x {h.gpu}", Text(changes), order, str(len(h.steps)),
+            table.add_row(Text(name), Text(h.pool), f"{h.gpu_count}x {h.gpu}", Text(changes), order, str(len(h.steps)),
                           _minutes(h.estimate_s))
         console.print(table)
+    _render_pools(plan, summary=False)
+    for name in plan.noop:
+        console.print(Text(f"{name}: already at target (no-op)"))
+    for h in plan.hosts:
+        for f in h.findings:
+            console.print(Text(f"{h.name}: {f.severity} {f.rule}: {f.message}", style="yellow"))
+    for warning in plan.warnings:
+        console.print(Text(f"warning: {warning}", style="yellow"))
+    console.print(f"{len(plan.waves)} waves, {sum(len(w.hosts) for w in plan.waves)} hosts, "
+                  f"{plan.start} -> {plan.end} (~{_minutes(plan.estimate_s)} from now); "
+                  f"knowledge {plan.knowledge_version}")
+
+
+def _render_pools(plan: Plan, summary: bool) -> None:
     pools = Table(title="pools", title_justify="left")
     for header in ("pool", "hosts", "upgrade", "no-op", "excluded", "out of service", "max unavailable",
                    "mixed versions"):
@@ -140,16 +226,8 @@ def _render(plan: Plan) -> None:
             flag = "" if iv.within_policy else " (breaks policy)"
             spans.setdefault(f"{span}{length}{rule}{flag}", []).append(iv.component)
         mixed = [f"{', '.join(components)}: {span}" for span, components in spans.items()]
-        pools.add_row(p.name, str(p.hosts), str(p.upgrade), str(p.noop), str(p.excluded),
-                      ", ".join(p.out_of_service) or "-", str(p.max_unavailable), Text("\n".join(mixed) or "never"))
+        out = list(p.out_of_service)
+        gone = (f"{len(out)}: {sample(out, 3)}" if summary and len(out) > 3 else ", ".join(out)) or "-"
+        pools.add_row(Text(p.name), str(p.hosts), str(p.upgrade), str(p.noop), str(p.excluded), Text(gone),
+                      str(p.max_unavailable), Text("\n".join(mixed) or "never"))
     console.print(pools)
-    for name in plan.noop:
-        console.print(f"{name}: already at target (no-op)")
-    for h in plan.hosts:
-        for f in h.findings:
-            console.print(Text(f"{h.name}: {f.severity} {f.rule}: {f.message}", style="yellow"))
-    for warning in plan.warnings:
-        console.print(Text(f"warning: {warning}", style="yellow"))
-    console.print(f"{len(plan.waves)} waves, {sum(len(w.hosts) for w in plan.waves)} hosts, "
-                  f"{plan.start} -> {plan.end} (~{_minutes(plan.estimate_s)} from now); "
-                  f"knowledge {plan.knowledge_version}")

@@ -7,6 +7,7 @@ snapshot fails loudly) and turn them into the fleet vocabulary (:class:`Software
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import lru_cache
 from typing import Literal, TypeVar
 
 from pydantic import Field
@@ -121,21 +122,30 @@ class HostFacts(StrictModel):
     def stack(self) -> SoftwareStack:
         """The host's current stack in typed versions; an unparsable version names the host and component."""
         try:
-            return SoftwareStack(
-                driver=_opt(DriverVersion, self.driver.version),
-                kernel_module=self.driver.flavor,
-                cuda=_opt(CudaVersion, self.cuda.version),
-                cudnn=_opt(CudnnVersion, self.cudnn.version),
-                nccl=_opt(NcclVersion, self.nccl.version),
-                fabric_manager=(DriverVersion.from_package(self.fabric_manager.version)
-                                if self.fabric_manager.version else None),
-                container_toolkit=_opt(ComponentVersion, self.container_toolkit.version),
-                dcgm=_opt(ComponentVersion, self.dcgm.version),
-                kernel=_opt(KernelVersion, self.kernel),
-                os=self.os,
-            )
+            return _stack(self.driver.version, self.driver.flavor, self.cuda.version, self.cudnn.version,
+                          self.nccl.version, self.fabric_manager.version, self.container_toolkit.version,
+                          self.dcgm.version, self.kernel, self.os)
         except InputError as exc:
             raise FactsError(f"host {self.host}", str(exc)) from exc
+
+
+@lru_cache(maxsize=4096)
+def _stack(driver: str | None, flavor: KernelModuleFlavor | None, cuda: str | None, cudnn: str | None,
+           nccl: str | None, fabric_manager: str | None, container_toolkit: str | None, dcgm: str | None,
+           kernel: str, os: OsRelease | None) -> SoftwareStack:
+    """Parsed once per distinct set of version strings: a fleet has few, met thousands of times."""
+    return SoftwareStack(
+        driver=_opt(DriverVersion, driver),
+        kernel_module=flavor,
+        cuda=_opt(CudaVersion, cuda),
+        cudnn=_opt(CudnnVersion, cudnn),
+        nccl=_opt(NcclVersion, nccl),
+        fabric_manager=DriverVersion.from_package(fabric_manager) if fabric_manager else None,
+        container_toolkit=_opt(ComponentVersion, container_toolkit),
+        dcgm=_opt(ComponentVersion, dcgm),
+        kernel=_opt(KernelVersion, kernel),
+        os=os,
+    )
 
 
 class UnreachableHost(StrictModel):

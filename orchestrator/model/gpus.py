@@ -112,8 +112,10 @@ def catalogue() -> tuple[GpuModel, ...]:
     return tuple(models)
 
 
+@cache
 def resolve_gpu(name: str) -> GpuModel:
-    """Find the catalogued model a free-form name refers to; the longest matching alias wins."""
+    """Find the catalogued model a free-form name refers to; the longest matching alias wins (memoised: a
+    fleet names a handful of models thousands of times)."""
     tokens = _tokens(name)
     best: tuple[int, GpuModel] | None = None
     for model in catalogue():

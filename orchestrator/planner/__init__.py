@@ -10,12 +10,25 @@ Public API::
 from orchestrator.planner.artifact import fingerprints, load_plan, parse_plan, plan_json
 from orchestrator.planner.build import UnknownHost, build_plan
 from orchestrator.planner.errors import PlanError, PlanFileError
-from orchestrator.planner.model import Excluded, HostPlan, MixedInterval, Plan, PoolPlan, Step, StepKind, Wave
+from orchestrator.planner.model import (
+    Excluded,
+    HostClass,
+    HostPlan,
+    HostRow,
+    MixedInterval,
+    Plan,
+    PoolPlan,
+    Step,
+    StepKind,
+    Wave,
+)
 from orchestrator.planner.render import render_dot, render_host_dot, render_mermaid
 
 __all__ = [
     "Excluded",
+    "HostClass",
     "HostPlan",
+    "HostRow",
     "MixedInterval",
     "Plan",
     "PlanError",

@@ -1,14 +1,15 @@
-"""The plan file: canonical JSON, its own sha256, fingerprints of the inputs, and a loader that refuses edits.
+"""The plan file: JSON with one key (or one host, class, wave) a line, its own sha256, and a loader that refuses edits.
 
-``plan_json`` writes exactly what the hash covers (every key but ``plan_hash``, sorted, compact separators for
-hashing), so a re-loaded plan verifies byte for byte. Fingerprints hash parsed inputs, not file bytes: the
-inventory as Ansible lists it (the InventoryHost list), the facts snapshot, the desired-state document.
+The first line holds ``plan_hash``: the sha256 of the bytes that follow it, exactly as written. The plan is
+serialised once, when it is sealed; ``plan_json`` returns that text. Fingerprints hash parsed inputs, not file
+bytes: the inventory as Ansible lists it (the InventoryHost list), the facts snapshot, the desired-state document.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,13 @@ def fingerprint_snapshot(snapshot: FactsSnapshot) -> str:
 
     A fresh collection of an unchanged fleet gives the same fingerprint, so apply can compare live facts.
     """
-    hosts = {h.host: {"stack": _dump(h.stack()), "gpus": sorted(g.name for g in h.gpus)} for h in snapshot.hosts}
+    dumped: dict[int, Any] = {}  # hosts alike share one parsed stack: dump it once
+    hosts = {}
+    for h in snapshot.hosts:
+        stack = h.stack()
+        if id(stack) not in dumped:
+            dumped[id(stack)] = (stack, _dump(stack))
+        hosts[h.host] = {"stack": dumped[id(stack)][1], "gpus": sorted(g.name for g in h.gpus)}
     return sha256({"hosts": hosts, "unreachable": sorted(u.host for u in snapshot.unreachable)})
 
 
@@ -65,30 +72,79 @@ def fingerprints(
     )
 
 
-def _unhashed(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in data.items() if k != "plan_hash"}
+_FIRST = re.compile(r'^\{"plan_hash": "([0-9a-f]*)",$')
+_LISTS = ("classes", "rows", "waves", "pools", "excluded", "warnings")
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _body(data: dict[str, Any], rows: Sequence[Any] | None = None) -> str:
+    """Every key but ``plan_hash``, one a line; long lists one item a line. ``rows`` (tuples) may come apart."""
+    parts = []
+    for key, value in data.items():
+        if key == "plan_hash":
+            continue
+        if key == "rows" and rows is not None:
+            value = rows
+        if key in _LISTS and value:
+            items = ",\n".join(_compact(v) for v in value)
+            parts.append(f"{json.dumps(key)}: [\n{items}\n]")
+        else:
+            parts.append(f"{json.dumps(key)}: {_compact(value)}")
+    return ",\n".join(parts) + "\n}\n"
+
+
+def _digest(body: str) -> str:
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def plan_text(data: dict[str, Any]) -> str:
+    """A plan's JSON data (as loaded) written as a plan file with a fresh hash: what ``seal`` writes."""
+    body = _body(data)
+    return f'{{"plan_hash": "{_digest(body)}",\n{body}'
 
 
 def seal(plan: Plan) -> Plan:
-    """The plan with ``plan_hash`` set to the sha256 of its canonical JSON without that field."""
-    return plan.model_copy(update={"plan_hash": sha256(_unhashed(_dump(plan)))})
+    """The plan with ``plan_hash`` set to the sha256 of its file text; the text is kept for ``plan_json``."""
+    data = plan.model_dump(mode="json", exclude={"rows", "classes"})
+    # classes leave out what their defaults say (nulls, empty lists): the loader puts them back
+    data["classes"] = [c.model_dump(mode="json", exclude_defaults=True) for c in plan.classes]
+    body = _body({k: (None if k == "rows" else data[k]) for k in Plan.model_fields}, rows=plan.rows)
+    digest = _digest(body)
+    sealed = plan.model_copy(update={"plan_hash": digest})
+    sealed._text = f'{{"plan_hash": "{digest}",\n{body}'
+    return sealed
 
 
 def plan_json(plan: Plan) -> str:
-    """The file's text: indented for people and diffs, in the models' field order (fixed), newline at the end."""
-    return plan.model_dump_json(indent=2) + "\n"
+    """The file's text: one key, class, host or wave a line (diffs stay readable), newline at the end."""
+    if plan._text is not None:
+        return plan._text
+    return seal(plan)._text or ""
 
 
 def parse_plan(text: str, where: str) -> Plan:
     """Parse and verify a plan's text; a hash mismatch means the plan was edited and is refused."""
-    data = parse_json(text, where, PlanFileError)
-    if not isinstance(data, dict) or "plan_hash" not in data:
-        raise PlanFileError(where, "not a plan (no plan_hash)")
-    actual = sha256(_unhashed(data))
-    if data["plan_hash"] != actual:
-        raise PlanFileError(where, f"plan hash mismatch: the file says {str(data['plan_hash'])[:12]}, its content "
+    first, _, body = text.partition("\n")
+    match = _FIRST.match(first)
+    if match is None:
+        data = parse_json(text, where, PlanFileError)
+        if not isinstance(data, dict) or "plan_hash" not in data:
+            raise PlanFileError(where, "not a plan (no plan_hash)")
+        said, actual = str(data["plan_hash"]), _digest(body)
+    else:
+        said, actual = match.group(1), _digest(body)
+    if said != actual:
+        raise PlanFileError(where, f"plan hash mismatch: the file says {said[:12]}, its content "
                                    f"hashes to {actual[:12]}; it was edited after it was made, plan again")
-    return validate(Plan, data, where, PlanFileError, prefix="not a valid plan: ")
+    data = parse_json(text, where, PlanFileError)
+    if not isinstance(data, dict):
+        raise PlanFileError(where, "not a plan (no plan_hash)")
+    plan = validate(Plan, data, where, PlanFileError, prefix="not a valid plan: ")
+    plan._text = text
+    return plan
 
 
 def load_plan(path: str | Path) -> Plan:

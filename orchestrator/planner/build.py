@@ -11,153 +11,31 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import gc
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from orchestrator.knowledge import CheckContext, Hardware, Knowledge, Severity, Violation, check, check_transition
+from orchestrator.knowledge import Knowledge
 from orchestrator.model.desired import DesiredState
-from orchestrator.model.policy import Gate, Mixing, PoolRules, RolloutPolicy, resolve
-from orchestrator.model.stack import Fleet, Host, SoftwareStack
+from orchestrator.model.policy import Mixing, PoolRules, RolloutPolicy, resolve
+from orchestrator.model.stack import Fleet
 from orchestrator.planner.artifact import seal
+from orchestrator.planner.classes import Classifier, Prepared, UnknownHost, prepare
 from orchestrator.planner.errors import PlanError
 from orchestrator.planner.mixing import PoolHost, WaveTime, mixed_intervals, pool_notes
-from orchestrator.planner.model import (
-    Excluded,
-    Finding,
-    Fingerprints,
-    HostPlan,
-    MixedInterval,
-    Plan,
-    PoolPlan,
-    Step,
-    Wave,
-)
-from orchestrator.planner.order import MANAGED, OrderFinder, changed
+from orchestrator.planner.model import Fingerprints, HostRow, MixedInterval, Plan, PoolPlan, Wave
+from orchestrator.planner.order import MANAGED, changed
 from orchestrator.planner.schedule import aware, earliest_fit, iso
-from orchestrator.planner.steps import Pinning, critical_path_s, ordered_steps, pin_steps, step_graph
 from orchestrator.planner.waves import Mover, PoolLimits, build_waves, pool_limits
 
 UNKNOWN_FINGERPRINT = "not-given"
-
-
-@dataclass(frozen=True)
-class UnknownHost:
-    """An inventory host without facts (unreachable, not in the snapshot): left alone, counted as down."""
-
-    name: str
-    pool: str
-    reason: str
-    gpu: str = "unknown"
-    gpu_count: int = 0
-
-
-@dataclass
-class _Prepared:
-    """Per-host results before waves: host plans by name, movers, exclusions, invalid targets."""
-
-    hosts: dict[str, HostPlan]
-    movers: list[Mover]
-    excluded: list[Excluded]
-    invalid: list[str]
-    out_of_service: dict[str, list[str]]
-    warnings: list[str]
-
-
-def _context(desired: DesiredState, pool: str, now: datetime) -> CheckContext:
-    entry = desired.pools[pool]
-    return CheckContext(now=now.date(), pool=pool, production=entry.production, workloads=entry.workloads,
-                        cuda_compat=entry.cuda_compat)
-
-
-def _finding(v: Violation) -> Finding:
-    subject = f" [{v.subject}]" if v.subject else ""
-    return Finding(rule=v.rule, severity=v.severity.value, message=v.message + subject)
-
-
-def _prepare(
-    fleet: Fleet, desired: DesiredState, rules: dict[str, PoolRules], policy: RolloutPolicy,
-    knowledge: Knowledge, now: datetime, unknown: list[UnknownHost], exclude_invalid: bool, drain_reason: str,
-    frozen: set[str],
-) -> _Prepared:
-    p = _Prepared({}, [], [], [], {}, [])
-    finders: dict[str, OrderFinder] = {}
-    step_cache: dict[tuple[object, ...], tuple[tuple[tuple[str, ...], ...], tuple[Step, ...], int,
-                                              tuple[Step, ...]]] = {}
-    verdicts: dict[tuple[object, ...], tuple[list[Violation], list[Violation]]] = {}
-    for host in sorted(fleet.hosts, key=lambda h: h.name):
-        base = {"name": host.name, "pool": host.pool, "gpu": host.gpu.name, "gpu_count": host.gpu_count,
-                "domains": dict(host.domains.items()), "current": host.stack}
-        if host.pool not in desired.pools:
-            p.excluded.append(Excluded(host=host.name, pool=host.pool, kind="no-target",
-                                       reason=f"pool {host.pool} has no target in the desired state"))
-            p.hosts[host.name] = HostPlan(**base, action="excluded")
-            continue
-        r = rules[host.pool]
-        if host.pool in frozen:
-            p.excluded.append(Excluded(host=host.name, pool=host.pool, kind="frozen",
-                                       reason="its pool is frozen (max_unavailable resolves to 0)"))
-            p.hosts[host.name] = HostPlan(**base, action="excluded")
-            continue
-        if host.cordoned_by_hand and not r.include_cordoned:
-            p.excluded.append(Excluded(host=host.name, pool=host.pool, kind="cordoned",
-                                       reason=f"cordoned by hand: {host.cordon_reason or 'no reason given'}"))
-            p.out_of_service.setdefault(host.pool, []).append(host.name)
-            p.hosts[host.name] = HostPlan(**base, action="excluded")
-            continue
-        target = desired.pools[host.pool].target.applied_to(host.stack)
-        if not changed(host.stack, target):
-            p.hosts[host.name] = HostPlan(**base, action="noop", target=target)
-            continue
-        ctx = _context(desired, host.pool, now)
-        hw = Hardware.of(host)
-        judged = (hw, host.stack, target, host.pool)
-        if judged not in verdicts:
-            verdicts[judged] = (check(knowledge, hw, target, ctx),
-                                [v for v in check_transition(knowledge, hw, host.stack, target, ctx)
-                                 if v.rule in ("driver-downgrade", "kernel-module-flavor-change")])
-        found, transition = verdicts[judged]
-        errors = [v for v in found if v.severity is Severity.ERROR]
-        if errors:
-            lines = [f"{host.name} ({host.pool}): target {v.rule}: {v.message}" for v in errors]
-            if not exclude_invalid:
-                p.invalid.extend(lines)
-                continue
-            p.excluded.append(Excluded(host=host.name, pool=host.pool, kind="invalid-target",
-                                       reason="; ".join(f"{v.rule}: {v.message}" for v in errors)))
-            p.hosts[host.name] = HostPlan(**base, action="excluded", target=target,
-                                          findings=tuple(_finding(v) for v in errors))
-            continue
-        finder = finders.setdefault(host.pool, OrderFinder(knowledge, replace(ctx, workloads=())))
-        key = (hw, host.stack, target, r.gates)
-        if key not in step_cache:
-            order = finder.order(hw, host.stack, target)
-            steps = ordered_steps(step_graph(host.stack, target, order, r.gates, policy.estimates))
-            step_cache[key] = (order, steps, critical_path_s(steps), _rollback_steps(finder, hw, host.stack, target,
-                                                                                   r.gates, policy))
-        order, steps, estimate, back = step_cache[key]
-        pinned, missing = pin_steps(steps, Pinning(host, target, drain_reason, r.drain.timeout))
-        if missing:
-            reason = "; ".join(missing)
-            p.excluded.append(Excluded(host=host.name, pool=host.pool, kind="no-build", reason=reason))
-            p.hosts[host.name] = HostPlan(**base, action="excluded", target=target)
-            continue
-        rollback, lost = pin_steps(back, Pinning(host, host.stack, drain_reason, r.drain.timeout,
-                                                 prefer_installed=True))
-        p.warnings.extend(f"{host.name}: rollback impossible: {line}" for line in lost)
-        warnings = [v for v in found if v.severity is Severity.WARNING]
-        findings = tuple(sorted({_finding(v) for v in [*warnings, *transition]},
-                                key=lambda f: (f.severity, f.rule, f.message)))
-        p.hosts[host.name] = HostPlan(**base, action="upgrade", target=target, order=order, steps=pinned,
-                                      rollback=rollback, estimate_s=estimate, findings=findings)
-        p.movers.append(Mover(host.name, host.pool, host.gpu.name, host.gpu_count, tuple(host.domains.items())))
-    for u in sorted(unknown, key=lambda u: u.name):
-        p.excluded.append(Excluded(host=u.name, pool=u.pool, kind="unknown", reason=u.reason))
-        p.out_of_service.setdefault(u.pool, []).append(u.name)
-    return p
+__all__ = ["UnknownHost", "build_plan", "wave_names", "window_need_s"]
 
 
 def _schedule(
-    groups: list[list[Mover]], names: list[str], hosts: dict[str, HostPlan], policy: RolloutPolicy, start: datetime
+    groups: list[list[Mover]], names: list[str], estimates: list[int], policy: RolloutPolicy, start: datetime
 ) -> tuple[list[WaveTime], list[int], list[str | None], list[str]]:
     """Start/end per wave from ``start`` through windows and soak; reasons for waves that fit no window."""
     times: list[WaveTime] = []
@@ -166,7 +44,7 @@ def _schedule(
     reasons: list[str] = []
     t = start
     for name, group in zip(names, groups, strict=True):
-        duration = max(hosts[m.name].estimate_s for m in group)
+        duration = max(estimates[c] for c in {m.cls for m in group})
         fit = earliest_fit(t, window_need_s(duration, policy), policy.windows)
         if fit is None:
             reasons.append(f"wave {name}: estimated {duration}s plus {policy.soak}s soak fits no maintenance "
@@ -194,11 +72,17 @@ def window_need_s(estimate_s: int, policy: RolloutPolicy) -> int:
     return estimate_s + policy.soak
 
 
-def _rollback_steps(finder: OrderFinder, hw: Hardware, current: SoftwareStack, target: SoftwareStack,
-                    gates: tuple[Gate, ...], policy: RolloutPolicy) -> tuple[Step, ...]:
-    """The steps back from ``target`` to ``current``, ordered by the same search (libraries first)."""
-    back = finder.order(hw, target, current)
-    return ordered_steps(step_graph(target, current, back, gates, policy.estimates, prefix="rb-", precheck=False))
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Planning allocates a few objects per host and frees none of them in cycles: without the cyclic
+    collector's repeated full passes over them, a million hosts plan in linear time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def build_plan(
@@ -212,38 +96,45 @@ def build_plan(
     inputs: Fingerprints | None = None,
     desired_name: str = "desired",
     exclude_invalid: bool = False,
+    sources: dict[str, str] | None = None,
 ) -> Plan:
     """The plan, or PlanError listing every reason it cannot be made. Same inputs, byte-identical plan."""
+    with _no_cycle_collection():
+        return _build(fleet, desired, policy, knowledge, now, unknown, inputs, desired_name, exclude_invalid,
+                      sources)
+
+
+def _build(fleet: Fleet, desired: DesiredState, policy: RolloutPolicy | None, knowledge: Knowledge, now: datetime,
+           unknown: list[UnknownHost] | None, inputs: Fingerprints | None, desired_name: str, exclude_invalid: bool,
+           sources: dict[str, str] | None) -> Plan:
     now = aware(now)
     pol = policy or desired.policy or RolloutPolicy()
     unknown = list(unknown or [])
-    pools = sorted({h.pool for h in fleet.hosts} | {u.pool for u in unknown})
+    size: Counter[str] = Counter(h.pool for h in fleet.hosts)
+    size.update(u.pool for u in unknown)
+    pools = sorted(size)
     rules = {p: desired.rules_for(p, pol) for p in pools}
-    members: dict[str, list[Host]] = fleet.pools
-    size = {p: len(members.get(p, [])) + sum(1 for u in unknown if u.pool == p) for p in pools}
     frozen = {p for p in pools if resolve(rules[p].max_unavailable, size[p], "down") == 0}
     drain_reason = f"gpu-fleet-upgrade {desired_name} {iso(now)}"
-    prep = _prepare(fleet, desired, rules, pol, knowledge, now, unknown, exclude_invalid, drain_reason, frozen)
+    classifier = Classifier(desired, rules, pol, knowledge, now, drain_reason, frozen)
+    prep = prepare(fleet.hosts, classifier, unknown, exclude_invalid)
+    prep.classes = classifier.classes
     if prep.invalid:
         raise PlanError(prep.invalid)
     limits: dict[str, PoolLimits] = {p: pool_limits(rules[p], size[p], len(prep.out_of_service.get(p, [])))
                                      for p in pools}
     atomic = {p for p in pools if _forbids_mixing(p, rules[p], prep)}
+    estimates = [c.estimate_s for c in prep.classes]
     while True:
         groups, reasons, canary = build_waves(prep.movers, rules, limits, pol, atomic)
         if reasons:
             raise PlanError(reasons)
         names = wave_names(len(groups), canary)
-        times, durations, labels, reasons = _schedule(groups, names, prep.hosts, pol, now)
+        times, durations, labels, reasons = _schedule(groups, names, estimates, pol, now)
         if reasons:
             raise PlanError(reasons)
-        wave_of = {m.name: i + 1 for i, g in enumerate(groups) for m in g}
-        mixed: dict[str, list[MixedInterval]] = {}
-        bad: dict[str, list[str]] = {}
-        for p in pools:
-            pool_hosts = [PoolHost(h.name, h.current, h.target or h.current,
-                                   wave_of.get(h.name)) for h in prep.hosts.values() if h.pool == p]
-            mixed[p], bad[p] = mixed_intervals(pool_hosts, times, rules[p])
+        wave_of = {m.name: i for i, g in enumerate(groups) for m in g}
+        mixed, bad = _mixing(prep, wave_of, times, rules, pools)
         newly = {p for p, v in bad.items() if v and p not in atomic}
         if not newly:
             break
@@ -251,31 +142,44 @@ def build_plan(
     failures = [f"pool {p}: {line}" for p in pools for line in bad[p]]
     if failures:
         raise PlanError(failures)
-    return _assemble(pol, knowledge, now, prep, groups, names, times, durations, labels, rules, limits,
-                     atomic, mixed, pools, inputs, desired_name, frozen, drain_reason)
+    plan = _assemble(pol, knowledge, now, prep, groups, names, times, durations, labels, rules, limits,
+                     atomic, mixed, pools, inputs, desired_name, frozen, drain_reason, wave_of, sources or {})
+    return seal(plan)
 
 
-def _forbids_mixing(pool: str, rules: PoolRules, prep: _Prepared) -> bool:
+def _mixing(prep: Prepared, wave_of: dict[str, int], times: list[WaveTime], rules: dict[str, PoolRules],
+            pools: list[str]) -> tuple[dict[str, list[MixedInterval]], dict[str, list[str]]]:
+    """Mixed stretches per pool, counted per (class, wave): hosts of one class in one wave move alike."""
+    counts: Counter[tuple[int, int | None]] = Counter((cls, wave_of.get(name)) for name, cls, _ in prep.rows)
+    per_pool: dict[str, list[PoolHost]] = {p: [] for p in pools}
+    for (cls, wave), n in sorted(counts.items(), key=lambda kv: (kv[0][0], -1 if kv[0][1] is None else kv[0][1])):
+        c = prep.classes[cls]
+        per_pool[c.pool].append(PoolHost(f"class-{cls}", c.current, c.target or c.current,
+                                         None if wave is None else wave + 1, n))
+    mixed: dict[str, list[MixedInterval]] = {}
+    bad: dict[str, list[str]] = {}
+    for p in pools:
+        mixed[p], bad[p] = mixed_intervals(per_pool[p], times, rules[p])
+    return mixed, bad
+
+
+def _forbids_mixing(pool: str, rules: PoolRules, prep: Prepared) -> bool:
     """A pool moves in one wave when it forbids mixing a component that its hosts change."""
     forbidden = {c for c in MANAGED if rules.mixing(c) is Mixing.FORBID}
-    moving = {c for h in prep.hosts.values() if h.pool == pool and h.action == "upgrade"
+    moving = {c for h in prep.classes if h.pool == pool and h.action == "upgrade"
               for c in changed(h.current, h.target or h.current)}
     return bool(forbidden & moving)
 
 
 def _assemble(
     pol: RolloutPolicy, knowledge: Knowledge, now: datetime,
-    prep: _Prepared, groups: list[list[Mover]], names: list[str], times: list[WaveTime], durations: list[int],
+    prep: Prepared, groups: list[list[Mover]], names: list[str], times: list[WaveTime], durations: list[int],
     labels: list[str | None], rules: dict[str, PoolRules], limits: dict[str, PoolLimits], atomic: set[str],
     mixed: dict[str, list[MixedInterval]], pools: list[str], inputs: Fingerprints | None, desired_name: str,
-    frozen: set[str], drain_reason: str,
+    frozen: set[str], drain_reason: str, wave_of: dict[str, int], sources: dict[str, str],
 ) -> Plan:
-    hosts = dict(prep.hosts)
     waves = []
     for i, group in enumerate(groups):
-        name = names[i]
-        for m in group:
-            hosts[m.name] = hosts[m.name].model_copy(update={"wave": name})
         per_pool: dict[str, int] = {}
         gpus_pool: dict[str, int] = {}
         for m in group:
@@ -283,50 +187,52 @@ def _assemble(
             gpus_pool[m.pool] = gpus_pool.get(m.pool, 0) + m.gpu_count
         budget = pol.failure_budget.per_wave
         waves.append(Wave(
-            index=i, name=name, hosts=tuple(m.name for m in group), hosts_by_pool=dict(sorted(per_pool.items())),
+            index=i, name=names[i], hosts=tuple(m.name for m in group), hosts_by_pool=dict(sorted(per_pool.items())),
             gpus_out=sum(gpus_pool.values()), gpus_out_by_pool=dict(sorted(gpus_pool.items())),
             estimate_s=durations[i], soak_s=pol.soak, earliest_start=iso(times[i].start), end=iso(times[i].end),
             window=labels[i], window_need_s=window_need_s(durations[i], pol),
             failure_budget=resolve(budget, len(group), "down"),
         ))
+    classes = prep.classes
+    rows = tuple(HostRow(name, wave_of.get(name), cls, dict(domains)) for name, cls, domains in prep.rows)
+    members: Counter[int] = Counter(r.cls for r in rows)
     warnings = list(prep.warnings)
     if prep.movers and not (waves and waves[0].name == "canary") and any(p not in atomic for p in pools):
         warnings.append("no canary wave: the policy's canary is 0")
     warnings.extend(_canary_gaps(prep.movers, waves, atomic))
+    excluded_by_pool = Counter(e.pool for e in prep.excluded)
     pool_plans = []
     for p in pools:
-        members = [h for h in hosts.values() if h.pool == p]
-        excluded = [e for e in prep.excluded if e.pool == p]
+        mine = [(classes[c], n) for c, n in members.items() if classes[c].pool == p]
         warnings.extend(pool_notes(p, mixed[p]))
+        upgrade = sum(n for c, n in mine if c.action == "upgrade")
         if p in frozen:
             warnings.append(f"pool {p}: frozen (max_unavailable resolves to 0); none of its hosts is touched")
-        if p in atomic and any(h.action == "upgrade" for h in members):
+        if p in atomic and upgrade:
             warnings.append(f"pool {p}: moves in one wave without a canary (its mixed_versions policy)")
         pool_plans.append(PoolPlan(
-            name=p, hosts=limits[p].pool_size, gpus=sum(h.gpu_count for h in members),
-            upgrade=sum(1 for h in members if h.action == "upgrade"),
-            noop=sum(1 for h in members if h.action == "noop"),
-            excluded=len(excluded), out_of_service=tuple(sorted(prep.out_of_service.get(p, []))),
+            name=p, hosts=limits[p].pool_size, gpus=sum(c.gpu_count * n for c, n in mine), upgrade=upgrade,
+            noop=sum(n for c, n in mine if c.action == "noop"),
+            excluded=excluded_by_pool[p], out_of_service=tuple(sorted(prep.out_of_service.get(p, []))),
             max_unavailable=limits[p].max_unavailable, max_per_domain=dict(sorted(limits[p].per_domain.items())),
             moves_in_one_wave=p in atomic, frozen=p in frozen, rules=rules[p], mixed=tuple(mixed[p]),
         ))
-    for e in sorted(prep.excluded, key=lambda e: e.host):
-        warnings.append(f"{e.host}: excluded ({e.kind}): {e.reason}")
+    excluded = sorted(prep.excluded, key=lambda e: e.host)
+    warnings.extend(f"{e.host}: excluded ({e.kind}): {e.reason}" for e in excluded)
     movers = len(prep.movers)
     end = times[-1].end if times else now
-    plan = Plan(
-        made_at=iso(now), desired_name=desired_name, knowledge_version=knowledge.version,
+    return Plan.model_construct(
+        schema_version=3, plan_hash="", made_at=iso(now), desired_name=desired_name,
+        knowledge_version=knowledge.version, sources=dict(sources),
         inputs=inputs or Fingerprints(inventory=UNKNOWN_FINGERPRINT, facts=UNKNOWN_FINGERPRINT,
                                       desired=UNKNOWN_FINGERPRINT, knowledge=knowledge.version),
-        policy=pol, hosts=tuple(hosts[n] for n in sorted(hosts)), waves=tuple(waves), pools=tuple(pool_plans),
-        excluded=tuple(sorted(prep.excluded, key=lambda e: e.host)),
-        noop=tuple(sorted(h.name for h in hosts.values() if h.action == "noop")),
+        policy=pol, classes=tuple(classes), rows=rows, waves=tuple(waves), pools=tuple(pool_plans),
+        excluded=tuple(excluded), noop=tuple(r.name for r in rows if classes[r.cls].action == "noop"),
         warnings=tuple(warnings), start=iso(times[0].start if times else now), end=iso(end),
         estimate_s=int((end - now).total_seconds()),
         failure_budget_total=resolve(pol.failure_budget.total, movers, "down"),
         drain_reason=drain_reason,
     )
-    return seal(plan)
 
 
 def _canary_gaps(movers: list[Mover], waves: list[Wave], atomic: set[str]) -> list[str]:

@@ -21,12 +21,16 @@ from orchestrator.planner.schedule import iso
 
 @dataclass(frozen=True)
 class PoolHost:
-    """A pool member as mixing sees it: today's stack, its target, the wave that moves it (None: stays)."""
+    """Pool members as mixing sees them: today's stack, the target, the wave that moves them (None: stays).
+
+    ``count`` hosts alike (one class in one wave) are one PoolHost.
+    """
 
     name: str
     current: SoftwareStack
     target: SoftwareStack
     wave: int | None
+    count: int = 1
 
 
 @dataclass(frozen=True)
@@ -48,19 +52,20 @@ def mixed_intervals(
     violations: list[str] = []
     for component in MIXABLE:
         # Count the pool's versions before the plan, then move each wave's hosts from old to new value.
-        counts: Counter[str] = Counter(str(h.current.component(component)) for h in hosts)
-        moves: dict[int, list[tuple[str, str]]] = {}
+        counts: Counter[str] = Counter()
+        moves: dict[int, list[tuple[str, str, int]]] = {}
         for h in hosts:
+            counts[str(h.current.component(component))] += h.count
             if h.wave is not None:
                 moves.setdefault(h.wave, []).append(
-                    (str(h.current.component(component)), str(h.target.component(component))))
+                    (str(h.current.component(component)), str(h.target.component(component)), h.count))
         states = [len(counts) > 1]
         for k in range(1, len(waves) + 1):
-            for old, new in moves.get(k, []):
-                counts[old] -= 1
+            for old, new, n in moves.get(k, []):
+                counts[old] -= n
                 if not counts[old]:
                     del counts[old]
-                counts[new] += 1
+                counts[new] += n
             states.append(len(counts) > 1)
         k = 0
         while k < len(states):

@@ -1,13 +1,16 @@
 """The plan artifact's schema: what a person reviews and what ``upgrade apply`` will re-load and verify.
 
-Every list is sorted so the same inputs give a byte-identical file. Times are ISO 8601 in UTC, durations
-are seconds.
+Hosts that plan alike share one :class:`HostClass` (pool, hardware, current stack, target, the builds their
+repositories offer: one step list, one verdict); each host is one compact :class:`HostRow` (name, wave,
+class, failure domains), so a plan of a million hosts stays small. ``Plan.host(name)`` gives the full
+:class:`HostPlan` view of one host. Every list is sorted so the same inputs give a byte-identical file.
+Times are ISO 8601 in UTC, durations are seconds.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal, Self
+from typing import Literal, NamedTuple, Self
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
@@ -15,7 +18,7 @@ from orchestrator.model.grammar import PACKAGE, check_var, is_build
 from orchestrator.model.policy import PoolRules, RolloutPolicy
 from orchestrator.model.stack import SoftwareStack
 
-PLAN_SCHEMA_VERSION = 2
+PLAN_SCHEMA_VERSION = 3
 
 
 class PlanModel(BaseModel):
@@ -81,15 +84,21 @@ class Finding(PlanModel):
     message: str
 
 
+Action = Literal["upgrade", "noop", "excluded"]
+
+
 class HostPlan(PlanModel):
-    """One host: where it is, what it runs, what it will run, and the ordered steps that get it there."""
+    """One host: where it is, what it runs, what it will run, and the ordered steps that get it there.
+
+    Not stored as such: ``Plan.host(name)`` builds it from the host's row and class.
+    """
 
     name: str
     pool: str
     gpu: str
     gpu_count: int
     domains: dict[str, str] = {}
-    action: Literal["upgrade", "noop", "excluded"]
+    action: Action
     wave: str | None = None
     current: SoftwareStack
     target: SoftwareStack | None = None
@@ -98,6 +107,31 @@ class HostPlan(PlanModel):
     rollback: tuple[Step, ...] = Field(default=(), description="back to ``current``, run after a failure")
     estimate_s: int = 0
     findings: tuple[Finding, ...] = ()
+
+
+class HostClass(PlanModel):
+    """What the hosts of one equivalence class share: everything of a HostPlan but name, wave and domains."""
+
+    pool: str
+    gpu: str
+    gpu_count: int
+    action: Action
+    current: SoftwareStack
+    target: SoftwareStack | None = None
+    order: tuple[tuple[str, ...], ...] = Field(default=(), description="component groups in install order")
+    steps: tuple[Step, ...] = ()
+    rollback: tuple[Step, ...] = Field(default=(), description="back to ``current``, run after a failure")
+    estimate_s: int = 0
+    findings: tuple[Finding, ...] = ()
+
+
+class HostRow(NamedTuple):
+    """One host in the file: ``[name, wave index or null, class index, {domain kind: name}]``."""
+
+    name: str
+    wave: int | None
+    cls: int
+    domains: dict[str, str]
 
 
 class Wave(PlanModel):
@@ -168,9 +202,9 @@ class Fingerprints(PlanModel):
 
 
 class Plan(PlanModel):
-    """The whole plan; ``plan_hash`` is sha256 over the canonical JSON of everything else."""
+    """The whole plan; ``plan_hash`` is sha256 over the bytes of the file that follow its first line."""
 
-    schema_version: Literal[2] = 2
+    schema_version: Literal[3] = 3
     plan_hash: str = ""
     made_at: str
     desired_name: str
@@ -178,7 +212,8 @@ class Plan(PlanModel):
     inputs: Fingerprints
     sources: dict[str, str] = Field(default={}, description="paths the inputs were read from (apply re-reads them)")
     policy: RolloutPolicy
-    hosts: tuple[HostPlan, ...]
+    classes: tuple[HostClass, ...]
+    rows: tuple[HostRow, ...] = Field(description="every host with facts, sorted by name")
     waves: tuple[Wave, ...]
     pools: tuple[PoolPlan, ...]
     excluded: tuple[Excluded, ...]
@@ -189,18 +224,60 @@ class Plan(PlanModel):
     estimate_s: int
     failure_budget_total: int
     drain_reason: str = Field(description="the reason apply drains with; uncordon resumes only nodes drained with it")
-    _index: dict[str, HostPlan] | None = PrivateAttr(default=None)
+    _index: dict[str, int] | None = PrivateAttr(default=None)
+    _views: dict[str, HostPlan] = PrivateAttr(default_factory=dict)
+    _text: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
-    def _waves_name_planned_hosts(self) -> Self:
-        upgrading = {h.name for h in self.hosts if h.action == "upgrade"}
-        for wave in self.waves:
-            stray = sorted(set(wave.hosts) - upgrading)
-            if stray:
-                raise ValueError(f"wave {wave.name} names {stray[0]}, which is not a host the plan upgrades")
+    def _rows_name_classes_and_waves(self) -> Self:
+        count, waves = len(self.classes), len(self.waves)
+        members: list[list[str]] = [[] for _ in self.waves]
+        for row in self.rows:
+            if not 0 <= row.cls < count:
+                raise ValueError(f"host {row.name} names class {row.cls}, which the plan does not have")
+            if row.wave is not None:
+                if not 0 <= row.wave < waves:
+                    raise ValueError(f"host {row.name} names wave {row.wave}, which the plan does not have")
+                members[row.wave].append(row.name)
+        for wave, names in zip(self.waves, members, strict=True):
+            if set(wave.hosts) != set(names):
+                stray = sorted(set(wave.hosts) ^ set(names))[0]
+                raise ValueError(f"wave {wave.name} names {stray}, which is not a host the plan upgrades")
+        for row in self.rows:
+            if row.wave is not None and self.classes[row.cls].action != "upgrade":
+                raise ValueError(f"wave {self.waves[row.wave].name} names {row.name}, which is not a host the "
+                                 f"plan upgrades")
         return self
 
-    def host(self, name: str) -> HostPlan:
+    def has_host(self, name: str) -> bool:
+        return name in self._positions()
+
+    def _positions(self) -> dict[str, int]:
         if self._index is None:
-            self._index = {h.name: h for h in self.hosts}
-        return self._index[name]
+            self._index = {r.name: i for i, r in enumerate(self.rows)}
+        return self._index
+
+    def host(self, name: str) -> HostPlan:
+        """The full view of one host (KeyError for a host the plan does not name)."""
+        view = self._views.get(name)
+        if view is None:
+            view = self._view(self.rows[self._positions()[name]])
+            self._views[name] = view
+        return view
+
+    def _view(self, row: HostRow) -> HostPlan:
+        c = self.classes[row.cls]
+        return HostPlan.model_construct(
+            name=row.name, pool=c.pool, gpu=c.gpu, gpu_count=c.gpu_count, domains=row.domains, action=c.action,
+            wave=None if row.wave is None else self.waves[row.wave].name, current=c.current, target=c.target,
+            order=c.order, steps=c.steps, rollback=c.rollback, estimate_s=c.estimate_s, findings=c.findings,
+        )
+
+    @property
+    def hosts(self) -> tuple[HostPlan, ...]:
+        """Every host's view, by name; builds one object per host, so loops over big plans use ``rows``."""
+        return tuple(self._view(r) for r in self.rows)
+
+    def hosts_in(self, action: Action) -> list[str]:
+        """Names of the hosts whose class has ``action``, in name order."""
+        return [r.name for r in self.rows if self.classes[r.cls].action == action]

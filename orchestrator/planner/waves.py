@@ -7,6 +7,10 @@ as Ansible's ``serial``) or from ``growth`` (each wave that many times the previ
 wave only if its pool stays within ``max_unavailable`` (hosts already out of service count) and each of
 its failure domains within ``max_per_domain``. A pool that must not run mixed versions moves in one wave
 and gets no canary. Hosts are visited in an order that alternates pools and racks, so waves spread out.
+
+Each host (or atomic block) goes, in that order, to the first wave it fits, a new wave when none does: one
+first-fit pass. Per pool and per failure domain a pointer skips the waves already full for it, so the pass
+stays near linear in the number of hosts.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ class Mover:
     gpu: str
     gpu_count: int
     domains: tuple[tuple[str, str], ...]
+    cls: int = 0
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,8 @@ class _Wave:
         self.domain_cap: dict[tuple[str, str], int] = {}
 
     def fits(self, group: list[Mover]) -> bool:
+        if len(group) == 1:
+            return self._fits_one(group[0])
         add_pool = Counter(m.pool for m in group)
         if any(self.per_pool[p] + n > self.limits[p].free for p, n in add_pool.items()):
             return False
@@ -75,6 +82,19 @@ class _Wave:
                 if cap is not None:
                     caps[d] = min(caps.get(d, cap), cap)
         return all(self.per_domain[d] + n <= caps[d] for d, n in add_dom.items() if d in caps)
+
+    def _fits_one(self, m: Mover) -> bool:
+        lim = self.limits[m.pool]
+        if self.per_pool[m.pool] + 1 > lim.free:
+            return False
+        for d in m.domains:
+            cap = lim.per_domain.get(d[0])
+            held = self.domain_cap.get(d)
+            if held is not None:
+                cap = held if cap is None else min(cap, held)
+            if cap is not None and self.per_domain[d] + 1 > cap:
+                return False
+        return True
 
     def add(self, group: list[Mover]) -> None:
         for m in group:
@@ -99,10 +119,15 @@ def _spread_order(movers: list[Mover]) -> list[Mover]:
     for pool in sorted(per_pool):
         racks: dict[str, list[Mover]] = {}
         for m in per_pool[pool]:
-            rack = dict(m.domains).get("rack") or dict(m.domains).get("switch") or ""
-            racks.setdefault(rack, []).append(m)
+            racks.setdefault(_rack(m.domains), []).append(m)
         interleaved_pools.append(_round_robin([racks[r] for r in sorted(racks)]))
     return _round_robin(interleaved_pools)
+
+
+def _rack(domains: tuple[tuple[str, str], ...]) -> str:
+    """The host's rack, else its switch, else nothing (what the spread order alternates over)."""
+    found = dict(domains)
+    return found.get("rack") or found.get("switch") or ""
 
 
 def _round_robin(lists: list[list[Mover]]) -> list[Mover]:
@@ -155,25 +180,64 @@ def build_waves(
         else:
             items.append([m])
     sizes = _SizeIter(policy, len(rest), len(canary))
-    while items:
-        size = next(sizes)
-        wave = _Wave(limits)
-        left: list[list[Mover]] = []
-        for item in items:
-            room = len(wave.hosts) + len(item) <= size or not wave.hosts
-            if len(wave.hosts) < size and room and wave.fits(item):
-                wave.add(item)
-            else:
-                left.append(item)
-        if not wave.hosts:
-            stuck = left[0]
-            if len(stuck) > 1:
-                return [], [f"pool {stuck[0].pool}: must move in one wave (its mixed_versions policy) but its "
-                            f"{len(stuck)} hosts exceed max_per_domain in one of their failure domains"], False
-            return [], [f"{stuck[0].name}: fits no wave under max_unavailable / max_per_domain"], False
-        waves.append(sorted(wave.hosts, key=lambda m: m.name))
-        items = left
+    filled, stuck = _first_fit(items, sizes, limits)
+    if stuck is not None:
+        if len(stuck) > 1:
+            return [], [f"pool {stuck[0].pool}: must move in one wave (its mixed_versions policy) but its "
+                        f"{len(stuck)} hosts exceed max_per_domain in one of their failure domains"], False
+        return [], [f"{stuck[0].name}: fits no wave under max_unavailable / max_per_domain"], False
+    waves.extend(sorted(w.hosts, key=lambda m: m.name) for w in filled)
     return waves, [], bool(canary)
+
+
+def _first_fit(items: list[list[Mover]], sizes: _SizeIter,
+               limits: dict[str, PoolLimits]) -> tuple[list[_Wave], list[Mover] | None]:
+    """Each item into the first wave with room that it fits, else a new wave; the first item no wave takes.
+
+    Same waves as filling one wave at a time from the items left by the previous ones: an item meets, in
+    each wave, exactly the items before it that went there.
+    """
+    waves: list[_Wave] = []
+    size: list[int] = []
+    open_from = 0  # waves before it are full (their size reached)
+    skip: dict[object, int] = {}  # per pool and per domain: waves before it are full for that key
+    for item in items:
+        start = open_from
+        for m in item:
+            start = max(start, skip.get(m.pool, 0), *(skip.get(d, 0) for d in m.domains))
+        placed = None
+        for k in range(start, len(waves)):
+            w = waves[k]
+            if len(w.hosts) < size[k] and (len(w.hosts) + len(item) <= size[k]) and w.fits(item):
+                placed = k
+                break
+        if placed is None:
+            w = _Wave(limits)
+            if not w.fits(item):
+                return waves, item
+            waves.append(w)
+            size.append(next(sizes))
+            placed = len(waves) - 1
+        waves[placed].add(item)
+        # only the wave just filled changed: pointers that stop at it may move on
+        while open_from < len(waves) and len(waves[open_from].hosts) >= size[open_from]:
+            open_from += 1
+        for m in item:
+            for key in (m.pool, *m.domains):
+                k = skip.get(key, 0)
+                if k != placed:
+                    continue
+                while k < len(waves) and _full(waves[k], m, key):
+                    k += 1
+                skip[key] = k
+    return waves, None
+
+
+def _full(wave: _Wave, m: Mover, key: object) -> bool:
+    if key == m.pool:
+        return wave.per_pool[m.pool] >= wave.limits[m.pool].free
+    d = key
+    return d in wave.domain_cap and wave.per_domain[d] >= wave.domain_cap[d]
 
 
 def _canary(movers: list[Mover], rules: dict[str, PoolRules], limits: dict[str, PoolLimits],
@@ -189,9 +253,15 @@ def _canary(movers: list[Mover], rules: dict[str, PoolRules], limits: dict[str, 
             if rnd >= want[g]:
                 continue
             taken = {m.name for m in wave.hosts}
-            options = sorted((m for m in groups[g] if m.name not in taken),
-                             key=lambda m: (wave.spread_score(m), m.name))
-            pick = next((m for m in options if wave.fits([m])), None)
+            options = [m for m in groups[g] if m.name not in taken]
+            if not options:
+                continue
+            best = min(options, key=lambda m: (wave.spread_score(m), m.name))
+            if wave.fits([best]):  # the first in (spread, name) order that fits is the best one, if it fits
+                pick: Mover | None = best
+            else:
+                options.sort(key=lambda m: (wave.spread_score(m), m.name))
+                pick = next((m for m in options if wave.fits([m])), None)
             if pick is not None:
                 wave.add([pick])
     return sorted(wave.hosts, key=lambda m: m.name)

@@ -45,16 +45,18 @@ def facts_differences(plan: Plan, snapshot: FactsSnapshot, hosts: set[str] | Non
     live = snapshot.by_host()
     unreachable = {u.host: u.reason for u in snapshot.unreachable}
     out = []
-    for host in plan.hosts:
+    for row in plan.rows:  # rows and classes, not per-host views: a plan may name a million hosts
+        host = plan.classes[row.cls]
+        name = row.name
         if host.action != "upgrade":
             continue
-        if host.name in unreachable:
-            if hosts is None or host.name in hosts:
-                out.append(f"{host.name}: now unreachable ({unreachable[host.name]})")
+        if name in unreachable:
+            if hosts is None or name in hosts:
+                out.append(f"{name}: now unreachable ({unreachable[name]})")
             continue
-        facts = live.get(host.name)
+        facts = live.get(name)
         if facts is None:
-            out.append(f"{host.name}: no facts today")
+            out.append(f"{name}: no facts today")
             continue
         now_stack = facts.stack()
         if host.target is not None and not mismatches(now_stack, host.target):
@@ -62,7 +64,7 @@ def facts_differences(plan: Plan, snapshot: FactsSnapshot, hosts: set[str] | Non
         changes = [f"{c} {value_of(host.current, c)} -> {value_of(now_stack, c)}" for c in COMPONENTS
                    if value_of(host.current, c) != value_of(now_stack, c)]
         if changes:
-            out.append(f"{host.name}: changed since the plan was made: {', '.join(changes)}")
+            out.append(f"{name}: changed since the plan was made: {', '.join(changes)}")
     return out
 
 

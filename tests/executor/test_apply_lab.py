@@ -84,7 +84,7 @@ def node_state(lab: LabHandle, node: str) -> str:
 
 
 def canary_host(plan: dict[str, Any], pool: str) -> str:
-    pools = {h["name"]: h["pool"] for h in plan["hosts"]}
+    pools = {row[0]: plan["classes"][row[2]]["pool"] for row in plan["rows"]}
     return next(h for h in plan["waves"][0]["hosts"] if pools[h] == pool)
 
 
@@ -98,7 +98,7 @@ def test_full_rollout_canary_then_all_reaches_the_target(fresh: LabHandle, tmp_p
     assert code == 0, rest
     assert [w["name"] for w in rest["waves"]] == [w["name"] for w in plan["waves"][1:]]
     facts = live_facts(fresh)
-    targets = {h["name"]: h["target"] for h in plan["hosts"]}
+    targets = {row[0]: plan["classes"][row[2]].get("target") for row in plan["rows"]}
     for host, data in facts.items():
         assert data["driver"]["status"] == "ok" and data["driver"]["version"] == targets[host]["driver"], host
         assert data["driver"]["flavor"] == targets[host]["kernel_module"], host

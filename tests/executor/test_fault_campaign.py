@@ -27,7 +27,7 @@ START, TARGET = "535.183.01", "580.95.05"
 
 
 def _hosts(plan: dict[str, Any], wave: int, pool: str) -> list[str]:
-    pools = {h["name"]: h["pool"] for h in plan["hosts"]}
+    pools = {row[0]: plan["classes"][row[2]]["pool"] for row in plan["rows"]}
     return [h for h in plan["waves"][wave]["hosts"] if pools[h] == pool]
 
 

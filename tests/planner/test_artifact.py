@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from orchestrator.planner import (
     render_dot,
     render_mermaid,
 )
-from orchestrator.planner.artifact import sha256
+from orchestrator.planner.artifact import plan_text
 from tests.planner.fixtures import load_fleet
 
 SCENARIO = Path(__file__).parent / "scenarios" / "upgrade-h100"
@@ -39,9 +40,11 @@ def test_load_plan_verifies_the_hash(tmp_path: Path) -> None:
     path = tmp_path / "p.plan.json"
     path.write_text(_plan_text())
     plan = load_plan(path)
-    data = json.loads(path.read_text())
-    assert plan.plan_hash == sha256({k: v for k, v in data.items() if k != "plan_hash"})
+    first, _, body = path.read_text().partition("\n")
+    assert first == f'{{"plan_hash": "{plan.plan_hash}",'
+    assert plan.plan_hash == hashlib.sha256(body.encode()).hexdigest()  # the bytes written, as written
     assert plan_json(plan) == path.read_text()
+    assert plan_text(json.loads(path.read_text())) == path.read_text()  # one writer for built and loaded plans
 
 
 def test_load_plan_refuses_an_edited_plan(tmp_path: Path) -> None:
