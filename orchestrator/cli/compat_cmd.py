@@ -9,9 +9,10 @@ from typing import Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from orchestrator.cli.app import app
-from orchestrator.cli.output import Exit, OutputFormat, console, err_console, print_json
+from orchestrator.cli.output import Exit, OutputFormat, console, err_console, print_json, styled
 from orchestrator.knowledge import (
     CheckContext,
     Hardware,
@@ -41,7 +42,7 @@ def _load(facts: Path | None) -> Knowledge:
 
 def _with_conflicts_shown(k: Knowledge) -> Knowledge:
     for c in k.conflicts:
-        err_console.print(f"[yellow]conflict:[/] {c.describe()}", markup=True)
+        err_console.print(styled("conflict: ", "yellow", c.describe()))
     return k
 
 
@@ -57,8 +58,8 @@ def _table(rows: list[tuple[str, Violation]], first: str | None) -> Table:
         t.add_column(name, overflow="fold")
     for label, v in rows:
         colour = "red" if v.severity is Severity.ERROR else "yellow"
-        cells = [
-            f"[{colour}]{v.severity}[/]",
+        cells: list[Text | str] = [
+            Text(str(v.severity), style=colour),
             v.rule,
             v.message + (" (unverified)" if v.unverified else ""),
             v.fix or "",
@@ -145,7 +146,7 @@ def compat(
         if found:
             console.print(_table([("", v) for v in found], None))
         else:
-            console.print("[green]no findings[/]", markup=True)
+            console.print(Text("no findings", style="green"))
     raise typer.Exit(_exit_code(found))
 
 
@@ -221,11 +222,11 @@ def check_cmd(
             for phase in ("current", "target")
             for v in (e[phase] or [])
         ]
-        console.print(_table(rows, "host") if rows else "[green]no findings[/]")
+        console.print(_table(rows, "host") if rows else Text("no findings", style="green"))
         for pool in missing:
-            console.print(f"[yellow]pool {pool} has no target in {target}[/]", markup=True)
+            console.print(Text(f"pool {pool} has no target in {target}", style="yellow"))
         for name, why in sorted(built.unknown.items()):
-            console.print(f"[yellow]{name}: not checked ({why})[/]", markup=True)
+            console.print(Text(f"{name}: not checked ({why})", style="yellow"))
     code = _exit_code(everything)
     if code == int(Exit.OK) and (missing or built.unknown):
         code = int(Exit.WARNINGS)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -12,6 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.adapters.files import write_atomic
 from orchestrator.adapters.signing import load_key, sign, signature_path
 from orchestrator.app.gather import gather, plan_from
 from orchestrator.cli.app import app
@@ -36,15 +35,6 @@ class PlanOutput(StrEnum):
 def _minutes(seconds: int) -> str:
     h, m = divmod(round(seconds / 60), 60)
     return f"{h}h{m:02d}m" if h else f"{m}m"
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Temp file + rename, so a reader never sees half a plan."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def _parse_now(text: str | None) -> datetime:
@@ -90,9 +80,9 @@ def plan_cmd(
         raise typer.Exit(int(Exit.INVALID)) from None
     path = out or Path("plans") / f"{target.stem}.plan.json"
     text = plan_json(plan)
-    _write_atomic(path, text)
+    write_atomic(path, text, InputError, "plan")
     if key is not None:
-        _write_atomic(signature_path(path), sign(text.encode("utf-8"), key))
+        write_atomic(signature_path(path), sign(text.encode("utf-8"), key), InputError, "signature")
     for warning in built.warnings:
         err_console.print(Text(f"warning: {warning}", style="yellow"))
     if output == PlanOutput.JSON:
