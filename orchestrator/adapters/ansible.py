@@ -207,7 +207,7 @@ def run_playbook(
     play_path = playbooks_dir() / playbook
     if not play_path.is_file():
         raise AnsibleError(f"playbook {play_path} not found")
-    root = runner_root(state)
+    root = runner_root(state).absolute()  # ansible-runner works in the folder: every path must be absolute
     private_dir(root.parent, _state_error)
     private_dir(root, _state_error)
     sweep_runner_dirs(root)

@@ -99,7 +99,8 @@ def _raw_input(kind: str, make: Callable[[Path], Path]) -> Callable[[Path], tupl
                 "facts": plan_args(DESIRED, EXAMPLE, path, "-o", out),
                 "inventory": plan_args(DESIRED, path, FACTS, "-o", out),
                 "site": ["compat", "--gpu", "H100", "--driver", "580.95.05", "--site", str(path)],
-                "plan": ["apply", str(path), "--yes", "--state-dir", str(tmp / "state")]}[kind]
+                "plan": ["apply", str(path), "--yes", "--state-dir", str(tmp / "state")],
+                "manifest": ["knowledge", "import", str(path), "--site", str(tmp / "site.yaml"), "--dry-run"]}[kind]
         return args, [str(path)]
     return build
 
@@ -125,7 +126,7 @@ def _fifo(tmp: Path) -> Path:
     return fifo(tmp, "pipe")
 
 
-KINDS = ["desired", "facts", "inventory", "site", "plan"]
+KINDS = ["desired", "facts", "inventory", "site", "plan", "manifest"]
 RAW: list[Case] = [
     *[(f"{k}-not-utf8", _raw_input(k, _bytes("latin1", b"version: 1\nname: \xe9t\xe9\n")), 2, "not UTF-8")
       for k in KINDS],
@@ -140,7 +141,7 @@ RAW: list[Case] = [
     *[(f"{k}-duplicate-keys", _raw_input(k, _bytes("dup.yaml", b"version: 1\nversion: 1\n")), 2, "duplicate key")
       for k in ("desired", "site", "inventory")],
     *[(f"{k}-duplicate-keys", _raw_input(k, _bytes("dup.json", b'{"a": 1, "a": 2}')), 2, "duplicate key")
-      for k in ("facts", "plan")],
+      for k in ("facts", "plan", "manifest")],
     ("desired-folder", _raw_input("desired", _folder), 2, "directory"),
     ("facts-folder", _raw_input("facts", _folder), 2, "directory"),
     ("plan-folder", _raw_input("plan", _folder), 2, "directory"),

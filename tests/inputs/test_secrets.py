@@ -107,20 +107,21 @@ def test_kill_9_then_next_start_removes_the_private_data(world: dict[str, Path])
     child = _child(world, "slow.yml")
     runner = world["state"] / "runner"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not list(runner.glob(f"run-{child.pid}-*/env/extravars")):
+    while time.monotonic() < deadline and not list(runner.glob(f"run-{child.pid}-*/extravars.yml")):
         time.sleep(0.1)
-    [extravars] = list(runner.glob(f"run-{child.pid}-*/env/extravars"))
+    [extravars] = list(runner.glob(f"run-{child.pid}-*/extravars.yml"))
     time.sleep(1.5)  # ansible-playbook is running its task
     os.kill(child.pid, signal.SIGKILL)
     out, err = child.communicate(timeout=30)
     # while the dead run's folder is there, the secret is only in it, and it is private to its owner
     holders = _holding(world["state"], secret)
     assert extravars in holders and all(runner in p.parents for p in holders), holders
-    assert stat.S_IMODE(extravars.parent.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(extravars.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(extravars.stat().st_mode) == 0o600
     assert _holding(world["tmp"], secret) == [] and secret not in out + err
     time.sleep(4)  # the orphaned ansible-playbook finishes its sleep and exits on the closed terminal
     output = _finish(world, "ok.yml")  # the next start sweeps the dead run's folder
-    assert not extravars.parent.parent.exists()
+    assert not extravars.parent.exists()
     assert _holding(world["state"], secret) == [] and _holding(world["tmp"], secret) == []
     assert secret not in output
 
