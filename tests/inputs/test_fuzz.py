@@ -290,7 +290,7 @@ def test_fuzz_site_knowledge(data: st.DataObject) -> None:
 @pytest.fixture(scope="module")
 def plan_doc(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("plan") / "example.plan.json"
-    result = upgrade(*plan_args(DESIRED, EXAMPLE, FACTS, out))
+    result = run_upgrade(*plan_args(DESIRED, EXAMPLE, FACTS, out))
     assert result.code == 0, result.err
     doc: dict[str, Any] = json.loads(out.read_text())
     return doc
