@@ -44,6 +44,8 @@ def _parse_now(text: str | None) -> datetime:
         value = datetime.fromisoformat(text)
     except ValueError as exc:
         raise InputError("--now", f"{text!r} is not an ISO 8601 time (2026-12-01T09:00:00+00:00)") from exc
+    if not 2000 <= value.year <= 2999:  # every date the planner computes from it stays representable
+        raise InputError("--now", f"{text!r} is not a time between the years 2000 and 2999")
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -78,6 +80,9 @@ def plan_cmd(
             err_console.print(Text("error: ", style="bold red") + Text(reason))
         err_console.print(f"no plan made: {len(exc.reasons)} reason(s)")
         raise typer.Exit(int(Exit.INVALID)) from None
+    except OverflowError:
+        raise InputError(str(target), "policy: the rollout would end after the year 9999 (soak, estimates and "
+                                      "windows over this many waves)") from None
     path = out or Path("plans") / f"{target.stem}.plan.json"
     text = plan_json(plan)
     write_atomic(path, text, InputError, "plan")

@@ -218,6 +218,9 @@ def _plan_out(kind: str) -> Callable[[Path], tuple[list[str], list[str]]]:
 
 
 OUTPUT: list[Case] = [
+    ("plan-now-year-9999", lambda tmp: ([*plan_args(DESIRED, EXAMPLE, FACTS, "-o", str(tmp / "p.json")),
+                                         "--now", "9999-12-31T23:00:00+00:00"], ["--now"]), 2,
+     "between the years 2000 and 2999"),
     ("plan-out-folder", _plan_out("folder"), 2, "it is a directory"),
     ("plan-out-fifo", _plan_out("fifo"), 2, "it is a FIFO"),
     ("plan-out-device", _plan_out("device"), 2, "it is a device"),
