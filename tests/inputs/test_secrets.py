@@ -85,6 +85,19 @@ def _holding(folder: Path, secret: str) -> list[Path]:
     return found
 
 
+def _working_in(folder: Path) -> list[int]:
+    """Processes whose working folder is inside ``folder`` (ansible-runner starts ansible-playbook there)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cwd = (proc / "cwd").resolve()
+        except OSError:
+            continue
+        if proc.name.isdigit() and (cwd == folder.resolve() or folder.resolve() in cwd.parents):
+            pids.append(int(proc.name))
+    return pids
+
+
 def _finish(world: dict[str, Path], playbook: str) -> str:
     child = _child(world, playbook)
     out, err = child.communicate(timeout=120)
@@ -110,7 +123,10 @@ def test_kill_9_then_next_start_removes_the_private_data(world: dict[str, Path])
     while time.monotonic() < deadline and not list(runner.glob(f"run-{child.pid}-*/extravars.yml")):
         time.sleep(0.1)
     [extravars] = list(runner.glob(f"run-{child.pid}-*/extravars.yml"))
-    time.sleep(1.5)  # ansible-playbook is running its task
+    while time.monotonic() < deadline and not _working_in(extravars.parent):
+        time.sleep(0.1)
+    assert _working_in(extravars.parent)  # ansible-playbook is running, in the run's folder
+    time.sleep(1)
     os.kill(child.pid, signal.SIGKILL)
     out, err = child.communicate(timeout=30)
     # while the dead run's folder is there, the secret is only in it, and it is private to its owner
@@ -119,7 +135,11 @@ def test_kill_9_then_next_start_removes_the_private_data(world: dict[str, Path])
     assert stat.S_IMODE(extravars.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(extravars.stat().st_mode) == 0o600
     assert _holding(world["tmp"], secret) == [] and secret not in out + err
-    time.sleep(4)  # the orphaned ansible-playbook finishes its sleep and exits on the closed terminal
+    # the orphaned ansible-playbook (it works in the dead run's folder) exits on its closed terminal
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and _working_in(extravars.parent):
+        time.sleep(0.2)
+    assert not _working_in(extravars.parent)
     output = _finish(world, "ok.yml")  # the next start sweeps the dead run's folder
     assert not extravars.parent.exists()
     assert _holding(world["state"], secret) == [] and _holding(world["tmp"], secret) == []
