@@ -77,9 +77,9 @@ def test_dynamic_inventory_script(tmp_path: Path) -> None:
         ("[p]\nn1 gpu_pool=p gpu_rak=r1\n", "host n1: unknown variable gpu_rak"),
         ("[p]\nn1 gpu_model=H100\n", "host n1: no gpu_pool"),
         ("[p]\nn1 gpu_pool=p gpu_model=VoodooFX\n", "host n1: gpu_model: GPU 'VoodooFX': unknown GPU model"),
-        ("[p]\nn1 gpu_pool=p gpu_nvswitch=perhaps\n", "host n1: 'perhaps' is not a boolean"),
-        ("[p]\nn1 gpu_pool=p gpu_scheduler=pbs\n", "host n1: 'pbs' is not a valid SchedulerKind"),
-        ("[p]\nn1 gpu_pool=p gpu_count=-1\n", "host n1: gpu_count: Input should be greater than or equal to 0"),
+        ("[p]\nn1 gpu_pool=p gpu_nvswitch=perhaps\n", "host n1: gpu_nvswitch: 'perhaps' is not a boolean"),
+        ("[p]\nn1 gpu_pool=p gpu_scheduler=pbs\n", "host n1: gpu_scheduler: 'pbs' is not one of slurm"),
+        ("[p]\nn1 gpu_pool=p gpu_count=-1\n", "host n1: gpu_count: -1 is not between 0"),
         ("[p\nn1 x=\n", "hosts.ini"),
     ],
 )

@@ -23,10 +23,17 @@ from ansible.release import __version__ as ansible_version  # type: ignore[impor
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator.adapters import inventory_cache
+from orchestrator.adapters.files import private_dir
 from orchestrator.errors import AnsibleError, InventoryError
+from orchestrator.loading import parse_json
 from orchestrator.model.gates import GateResult
 
 PLAYBOOK_DIR_ENV = "UPGRADE_PLAYBOOKS"
+INVENTORY_TIMEOUT_S = 120
+
+
+def _listing_error(where: str, problem: str) -> InventoryError:
+    return InventoryError(where, f"ansible-inventory printed an unusable listing: {problem}")
 
 
 class HostStatus(StrEnum):
@@ -110,19 +117,20 @@ def _list_inventory(source: Path, binary: str, limit: str | None) -> dict[str, A
     if limit:
         cmd += ["--limit", limit]
     env = {**os.environ, "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True", "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_DEPRECATION_WARNINGS": "False"}
+           "ANSIBLE_DEPRECATION_WARNINGS": "False", "ANSIBLE_DUPLICATE_YAML_DICT_KEY": "error"}
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=INVENTORY_TIMEOUT_S,
+                              check=False, stdin=subprocess.DEVNULL, errors="replace")
+    except subprocess.TimeoutExpired:
+        raise InventoryError(str(path), f"Ansible took more than {INVENTORY_TIMEOUT_S} s to read the inventory"
+                             ) from None
+    except OSError as exc:
         raise AnsibleError(f"could not run ansible-inventory: {exc}") from exc
     if proc.returncode != 0:
         raise InventoryError(str(path), _inventory_error_line(proc.stderr) or "Ansible could not parse the inventory")
     if limit and "Could not match supplied host pattern" in proc.stderr:
         raise InventoryError(str(path), f"--limit {limit!r} matches no host")
-    try:
-        data = json.loads(proc.stdout)
-    except json.JSONDecodeError as exc:
-        raise InventoryError(str(path), f"ansible-inventory printed no JSON ({exc.msg})") from exc
+    data = parse_json(proc.stdout, str(path), _listing_error)
     if not isinstance(data, dict):
         raise InventoryError(str(path), "ansible-inventory returned something that is not an inventory")
     return data
@@ -177,6 +185,37 @@ def unsafe_vars_yaml(extravars: Mapping[str, Any]) -> str:
             raise AnsibleError(f"extra var name {key!r} is not a variable name")
         lines.append(f"{key}: {_unsafe(value)}")
     return "---\n" + ("\n".join(lines) if lines else "{}") + "\n"
+STATE_ENV = "UPGRADE_STATE_DIR"
+
+
+def runner_root(state: Path | None = None) -> Path:
+    """Where ansible-runner's private data folders live: ``runner/`` in the state folder (0700)."""
+    return (state or Path(os.environ.get(STATE_ENV) or ".upgrade")) / "runner"
+
+
+def _state_error(where: str, problem: str) -> AnsibleError:
+    return AnsibleError(f"{where}: {problem}")
+
+
+def sweep_runner_dirs(root: Path) -> list[Path]:
+    """Remove the private data folders of runs whose process is gone (killed, crashed); returns them."""
+    removed = []
+    for child in root.glob("run-*-*"):
+        pid = child.name.split("-")[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(child, ignore_errors=True)
+            removed.append(child)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def run_playbook(
@@ -189,15 +228,24 @@ def run_playbook(
     timeout: int | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     keep_artifacts: bool = False,
+    state: Path | None = None,
 ) -> PlaybookResult:
     """Run ``playbooks/<playbook>`` against the inventory and return typed per-host results."""
     play_path = playbooks_dir() / playbook
     if not play_path.is_file():
         raise AnsibleError(f"playbook {play_path} not found")
-    tmp = tempfile.mkdtemp(prefix="upgrade-run-")
+    root = runner_root(state).absolute()  # ansible-runner works in the folder: every path must be absolute
+    private_dir(root.parent, _state_error)
+    private_dir(root, _state_error)
+    sweep_runner_dirs(root)
+    # Every extra var (a become password too) is written to extravars.yml in here: owner-only (mkdtemp
+    # makes the folder 0700, the file is 0600), removed when the run ends, and by the next start if this
+    # process is killed.
+    tmp = tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=root)
     tasks: list[TaskResult] = []
     vars_file = Path(tmp) / "extravars.yml"
-    vars_file.write_text(unsafe_vars_yaml(dict(extravars or {})), encoding="utf-8")
+    with os.fdopen(os.open(vars_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as fh:
+        fh.write(unsafe_vars_yaml(dict(extravars or {})))
 
     def handle(event: dict[str, Any]) -> bool:
         task = _task_result(event)
@@ -220,7 +268,8 @@ def run_playbook(
             event_handler=handle,
             # SSH reconnects with Ansible's own backoff before a host counts as unreachable
             envvars={"ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "False", "ANSIBLE_SSH_RETRIES": "3",
-                     "ANSIBLE_HOST_KEY_CHECKING": "True"},  # one transport, host keys verified
+                     "ANSIBLE_HOST_KEY_CHECKING": "True",  # one transport, host keys verified
+                     "ANSIBLE_LOCAL_TEMP": str(Path(tmp) / "tmp")},
         )
     except Exception as exc:  # ansible-runner raises plain exceptions for configuration problems
         shutil.rmtree(tmp, ignore_errors=True)

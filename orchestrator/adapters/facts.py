@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from orchestrator.adapters.ansible import HostStatus, PlaybookResult, run_playbook
 from orchestrator.errors import FactsError
 from orchestrator.hostside.collector import CommandResult, collect
-from orchestrator.loading import parse_json, read_text, validate
+from orchestrator.loading import load_json_file, validate
 from orchestrator.model.facts import FactsSnapshot, HostFacts, UnreachableHost, parse_host_facts
 from orchestrator.model.inventory import InventoryHost
 
@@ -97,13 +97,15 @@ def snapshot_from_run(inventory: str, expected: list[str], result: PlaybookResul
 def load_snapshot(path: str | Path) -> FactsSnapshot:
     """Read a snapshot written by ``upgrade facts --output json``; any problem names the file."""
     where = str(path)
-    text = read_text(path, FactsError, "facts snapshot")
-    try:  # straight from the JSON text: several times faster than json.loads and then validating the objects
-        return FactsSnapshot.model_validate_json(text)
-    except ValidationError:
-        pass  # the slower path below names the first problem as every loader does
-    data = parse_json(text, where, FactsError)
-    return validate(FactsSnapshot, data, where, FactsError, prefix="not a facts snapshot: ")
+    data = load_json_file(path, FactsError, "facts snapshot")
+    snapshot = validate(FactsSnapshot, data, where, FactsError, prefix="not a facts snapshot: ")
+    for host in snapshot.hosts:  # versions and GPU names parse, so later steps cannot fail without naming the file
+        try:
+            host.stack()
+            host.gpu_model()
+        except FactsError as exc:
+            raise FactsError(where, str(exc)) from None
+    return snapshot
 
 
 def snapshot_json(snapshot: FactsSnapshot) -> str:

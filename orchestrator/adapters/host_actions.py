@@ -42,16 +42,17 @@ class AnsibleActions:
     """Runs the plan's entry playbooks (``playbooks/*.yml``) with ``--limit HOST`` against the inventory."""
 
     def __init__(self, inventory: Path, extravars: Mapping[str, Any] | None = None,
-                 timeout_s: int | None = None) -> None:
+                 timeout_s: int | None = None, state: Path | None = None) -> None:
         self.inventory = inventory
         self.extravars = dict(extravars or {})
         self.timeout_s = timeout_s
+        self.state = state  # the state folder: ansible-runner's private data lives in its runner/
 
     def run_step(self, host: str, step: Step) -> StepOutcome:
         if step.playbook is None:
             return nothing_to_run(step)
         result = run_playbook(step.playbook, self.inventory, limit=host, extravars={**self.extravars, **step.vars},
-                              forks=1, timeout=self.timeout_s)
+                              forks=1, timeout=self.timeout_s, state=self.state)
         if step.playbook == "facts.yml":
             return self._facts(host, result)
         if step.playbook == "gate.yml":

@@ -7,6 +7,7 @@ written; a resumed run rebuilds each host's state from it. The clock is passed i
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import uuid
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from orchestrator.adapters.files import open_private, private_dir
 from orchestrator.errors import UpgradeError
 from orchestrator.run.records import HostRecord, JournalEvent, RunRecord
 from orchestrator.run.states import HostState, transition
@@ -67,8 +69,9 @@ class Journal:
     def __init__(self, path: str | Path, clock: Callable[[], str] = utc_now) -> None:
         self.path = Path(path)
         self.clock = clock
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        private_dir(self.path.parent, JournalError)
+        os.close(open_private(self.path, JournalError))  # 0600 before SQLite opens it; its -wal/-shm follow
         try:
             # hosts of a wave run in threads: one connection, serialised by a lock
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
@@ -102,7 +105,19 @@ class Journal:
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
         with self._lock:
-            return self._db.execute(sql, args).fetchall()
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise JournalError(str(self.path), f"not a usable journal ({exc})") from None
+
+    @contextmanager
+    def _rows(self, table: str) -> Iterator[None]:
+        """Rows that do not read back (a hand-edited or damaged file) are one error naming the journal."""
+        try:
+            yield
+        except (ValueError, TypeError, IndexError, KeyError) as exc:
+            problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise JournalError(str(self.path), f"damaged {table} row ({problem})") from None
 
     # ---------------------------------------------------------------- runs
 
@@ -125,11 +140,13 @@ class Journal:
         row = rows[0] if rows else None
         if row is None:
             raise JournalError(str(self.path), f"no run {run_id!r}")
-        return _run_record(row)
+        with self._rows("runs"):
+            return _run_record(row)
 
     def runs(self) -> list[RunRecord]:
         rows = self._query("SELECT * FROM runs ORDER BY started_at, id")
-        return [_run_record(r) for r in rows]
+        with self._rows("runs"):
+            return [_run_record(r) for r in rows]
 
     def latest_run(self, plan_hash: str | None = None) -> RunRecord | None:
         query = "SELECT * FROM runs"
@@ -137,7 +154,8 @@ class Journal:
         if plan_hash:
             query, args = query + " WHERE plan_hash = ?", (plan_hash,)
         rows = self._query(query + " ORDER BY started_at DESC, rowid DESC LIMIT 1", args)
-        return _run_record(rows[0]) if rows else None
+        with self._rows("runs"):
+            return _run_record(rows[0]) if rows else None
 
     # ---------------------------------------------------------------- events and host states
 
@@ -172,8 +190,9 @@ class Journal:
     def host_states(self, run_id: str) -> dict[str, HostRecord]:
         rows = self._query("SELECT host, wave, state, reason, updated_at, stack_before FROM host_state"
                            " WHERE run_id = ? ORDER BY host", (run_id,))
-        return {r[0]: HostRecord(host=r[0], wave=r[1], state=HostState(r[2]), reason=r[3], updated_at=r[4],
-                                 stack_before=json.loads(r[5]) if r[5] else None) for r in rows}
+        with self._rows("host_state"):
+            return {r[0]: HostRecord(host=r[0], wave=r[1], state=HostState(r[2]), reason=r[3], updated_at=r[4],
+                                     stack_before=json.loads(r[5]) if r[5] else None) for r in rows}
 
     def events(self, run_id: str, host: str | None = None) -> list[JournalEvent]:
         query = "SELECT * FROM events WHERE run_id = ?"
@@ -181,8 +200,9 @@ class Journal:
         if host is not None:
             query, args = query + " AND host = ?", (run_id, host)
         rows = self._query(query + " ORDER BY seq", args)
-        return [JournalEvent(seq=r[0], run_id=r[1], at=r[2], host=r[3], wave=r[4], kind=r[5], step=r[6], status=r[7],
-                      rc=r[8], data=json.loads(r[9])) for r in rows]
+        with self._rows("events"):
+            return [JournalEvent(seq=r[0], run_id=r[1], at=r[2], host=r[3], wave=r[4], kind=r[5], step=r[6],
+                                 status=r[7], rc=r[8], data=json.loads(r[9])) for r in rows]
 
     def completed_steps(self, run_id: str, host: str) -> set[str]:
         """Steps that finished successfully on a host: a resumed run does not repeat them."""

@@ -13,6 +13,7 @@ import socket
 from pathlib import Path
 from typing import IO, Any
 
+from orchestrator.adapters.files import open_private, private_dir
 from orchestrator.errors import UpgradeError
 
 
@@ -28,6 +29,17 @@ class LockHeld(UpgradeError):
         return f"{self.path}: another apply is running ({who})"
 
 
+class LockError(UpgradeError):
+    """The lock file cannot be used (a folder, a FIFO, a link, no permission)."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(path, problem)
+        self.path, self.problem = path, problem
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.problem}"
+
+
 class RunLock:
     """Context manager: ``with RunLock(path, run_id=...) as lock: ...``; ``lock.stale_holder`` tells a takeover."""
 
@@ -38,8 +50,9 @@ class RunLock:
         self._fh: IO[str] | None = None
 
     def acquire(self) -> RunLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115  held open for the lock's lifetime
+        private_dir(self.path.parent, LockError)
+        # owner-only, a regular file (never a FIFO or a link), held open for the lock's lifetime
+        fh = os.fdopen(open_private(self.path, LockError), "r+", encoding="utf-8", errors="replace")
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -75,11 +88,11 @@ class RunLock:
 
 def _read(fh: IO[str]) -> dict[str, Any]:
     fh.seek(0)
-    text = fh.read().strip()
+    text = fh.read(4096).strip()
     if not text:
         return {}
     try:
         data = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # garbage left in the file: shown, not trusted
         return {"content": text[:200]}
     return data if isinstance(data, dict) else {"content": text[:200]}

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from orchestrator.errors import InputError
+from orchestrator.loading import parse_json, read_bytes
 
 MIN_SECRET = 16
 
@@ -53,10 +54,7 @@ def load_key(spec: str) -> Key:
             raise SignatureError(where, f"environment variable {spec[4:]} is not set or empty")
         raw = value.encode("utf-8")
     else:
-        try:
-            raw = Path(spec).read_bytes()
-        except OSError as exc:
-            raise SignatureError(where, exc.strerror or "cannot be read") from exc
+        raw = read_bytes(Path(spec), lambda _, problem: SignatureError(where, problem), "key", limit=64 * 1024)
     text = raw.strip()
     if text.startswith(b"-----BEGIN"):
         try:
@@ -96,9 +94,11 @@ def sign(data: bytes, key: Key) -> str:
 def verify(data: bytes, signature_text: str, key: Key, where: str) -> None:
     """Raise SignatureError unless ``signature_text`` is a valid signature of ``data`` under ``key``."""
     try:
-        doc = json.loads(signature_text)
+        doc = parse_json(signature_text, where, SignatureError)
         algorithm, key_id = str(doc["algorithm"]), str(doc["key_id"])
         sig = base64.b64decode(str(doc["signature"]), validate=True)
+    except SignatureError:
+        raise
     except (ValueError, KeyError, TypeError) as exc:
         raise SignatureError(where, "not a plan signature file") from exc
     if algorithm != key.algorithm or key_id != key.key_id:

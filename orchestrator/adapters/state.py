@@ -36,6 +36,12 @@ class StateStore:
     def where(self) -> str:
         return redact(self.spec) if self.database else str(Path(self.spec) / "journal.db")
 
+    @property
+    def local_dir(self) -> Path:
+        """A private local folder for this controller's working files (ansible-runner's private data): the state
+        folder itself, or ./.upgrade beside a database."""
+        return Path(".upgrade") if self.database else Path(self.spec)
+
     def exists(self) -> bool:
         """Is there a journal to read (a database always may have one)?"""
         return self.database or (Path(self.spec) / "journal.db").exists()

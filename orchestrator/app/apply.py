@@ -140,7 +140,8 @@ def apply(plan: Plan, plan_path: Path, wave_spec: str, *, inventory: Path | None
         else:
             run_id = journal.start_run(plan.plan_hash, str(plan_path))
             journal.record(run_id, "run_waves", data={"waves": [w.name for w in waves]})
-        port = actions or AnsibleActions(inventory or Path(plan.sources.get("inventory", "")), extravars)
+        port = actions or AnsibleActions(inventory or Path(plan.sources.get("inventory", "")), extravars,
+                                         state=store.local_dir)
         ctx = RunContext(plan, tuple(waves), journal.baselines(METRIC, exclude_run=run_id), parallel, ignore_window,
                          held_earlier=frozenset(quarantined_earlier(journal, plan, run_id)))
         report = _drive(ctx, journal, run_id, port, notify, sleep)
@@ -162,7 +163,7 @@ def rollback(plan: Plan, hosts: list[str], *, inventory: Path | None = None, sta
         wave = Wave(index=0, name="rollback", hosts=tuple(hosts), hosts_by_pool={}, gpus_out=0, gpus_out_by_pool={},
                     estimate_s=0, soak_s=0, earliest_start="", end="", window_need_s=0, failure_budget=len(hosts))
         journal.record(run_id, "run_waves", data={"waves": ["rollback"]})
-        port = actions or AnsibleActions(inventory or Path(plan.sources["inventory"]), extravars)
+        port = actions or AnsibleActions(inventory or Path(plan.sources["inventory"]), extravars, state=store.local_dir)
         ctx = RunContext(plan, (wave,), {}, parallel, True, mode="rollback")
         report = _drive(ctx, journal, run_id, port, notify, None)
         states = journal.host_states(run_id)

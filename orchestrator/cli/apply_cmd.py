@@ -16,19 +16,22 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.adapters.extravars import extra_vars
 from orchestrator.adapters.signing import SignatureError, load_key, signature_path, verify
 from orchestrator.adapters.state import state_store
 from orchestrator.app.apply import ApplyResult, Refused, apply, finished_waves, rollback
 from orchestrator.cli.app import app
 from orchestrator.cli.output import Exit, OutputFormat, console, err_console, print_json
 from orchestrator.cli.plan_cmd import _parse_now
-from orchestrator.loading import read_text
+from orchestrator.loading import MAX_JSON_BYTES, read_text
 from orchestrator.planner import Plan, parse_plan
 from orchestrator.planner.errors import PlanFileError
 from orchestrator.run.preflight import select_waves
 
 STATE_HELP = ("Where the journal and the lock live: a folder or a postgresql:// URL (default $UPGRADE_STATE, "
               "$UPGRADE_STATE_DIR or ./.upgrade).")
+EXTRA_HELP = ("KEY=VALUE or @FILE (YAML/JSON) for the playbooks (repeat); secrets go in a file or in "
+              "UPGRADE_VAR_<name> environment variables, never on the command line.")
 STYLE = {"done": "green", "rolled_back": "yellow", "quarantined": "bold red", "skipped": "dim", "failed": "red"}
 
 
@@ -73,11 +76,8 @@ def _render(outcome: ApplyResult) -> None:
         console.print(f"took over a stale lock left by {outcome.stale_lock}")
 
 
-def _extra_vars(pairs: list[str]) -> dict[str, str]:
-    bad = [p for p in pairs if "=" not in p]
-    if bad:
-        raise Refused([f"--extra-var {bad[0]!r}: expected KEY=VALUE"])
-    return dict(p.split("=", 1) for p in pairs)
+def _extra_vars(args: list[str]) -> dict[str, Any]:
+    return extra_vars(args)
 
 
 VERIFY_ENV = "UPGRADE_VERIFY_KEY"
@@ -85,7 +85,7 @@ VERIFY_ENV = "UPGRADE_VERIFY_KEY"
 
 def load_verified(plan_path: Path, verify_key: str | None) -> Plan:
     """Read the plan; with a key (``--verify`` or $UPGRADE_VERIFY_KEY) its signature must verify first."""
-    text = read_text(plan_path, PlanFileError, "plan")
+    text = read_text(plan_path, PlanFileError, "plan", limit=MAX_JSON_BYTES)
     spec = verify_key or (f"env:{VERIFY_ENV}" if os.environ.get(VERIFY_ENV) else None)
     if spec is not None:
         sig = signature_path(plan_path)
@@ -150,7 +150,7 @@ def apply_cmd(
     state: str | None = typer.Option(None, "--state", "--state-dir", help=STATE_HELP),
     facts: Path | None = typer.Option(None, "--facts", help="Compare with this snapshot instead of asking hosts."),
     now: str | None = typer.Option(None, "--now", help="Judge the maintenance window as of this ISO time."),
-    extra_var: list[str] = typer.Option([], "-e", "--extra-var", help="KEY=VALUE for the playbooks (repeat)."),
+    extra_var: list[str] = typer.Option([], "-e", "--extra-var", help=EXTRA_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print every step, playbook and build; touch nothing."),
     verify_key: str | None = typer.Option(
         None, "--verify", help="Refuse unless PLAN.sig verifies with this key (a file or env:NAME)."
@@ -194,7 +194,7 @@ def rollback_cmd(
     output: OutputFormat = typer.Option(OutputFormat.TABLE, "--output"),
     inventory: Path | None = typer.Option(None, "-i", "--inventory", help="Override the plan's inventory."),
     state: str | None = typer.Option(None, "--state", "--state-dir", help=STATE_HELP),
-    extra_var: list[str] = typer.Option([], "-e", "--extra-var", help="KEY=VALUE for the playbooks (repeat)."),
+    extra_var: list[str] = typer.Option([], "-e", "--extra-var", help=EXTRA_HELP),
     verify_key: str | None = typer.Option(None, "--verify", help="Refuse unless PLAN.sig verifies with this key."),
 ) -> None:
     """Roll hosts back by hand to the stack the plan started from (drain, downgrade, verify, uncordon)."""

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator.cli.app import app
-from orchestrator.cli.output import Exit, OutputFormat, console, err_console, print_json
+from orchestrator.cli.output import Exit, OutputFormat, console, err_console, print_json, styled
 from orchestrator.cli.summary import DETAILS_HELP, per_host, sample
 from orchestrator.knowledge import (
     CheckContext,
@@ -43,7 +43,7 @@ def _load(facts: Path | None) -> Knowledge:
 
 def _with_conflicts_shown(k: Knowledge) -> Knowledge:
     for c in k.conflicts:
-        err_console.print(f"[yellow]conflict:[/] {c.describe()}", markup=True)
+        err_console.print(styled("conflict: ", "yellow", c.describe()))
     return k
 
 
@@ -168,7 +168,7 @@ def compat(
         if found:
             console.print(_table([("", v) for v in found], None))
         else:
-            console.print("[green]no findings[/]", markup=True)
+            console.print(Text("no findings", style="green"))
     raise typer.Exit(_exit_code(found))
 
 

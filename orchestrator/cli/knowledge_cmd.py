@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import typer
 import yaml
 
+from orchestrator.adapters.files import write_atomic
 from orchestrator.cli.app import app
 from orchestrator.cli.output import Exit, OutputFormat, console, err_console, print_json
 from orchestrator.knowledge import Knowledge, KnowledgeError, load_knowledge
 from orchestrator.knowledge.facts import SiteFacts
 from orchestrator.knowledge.manifests import additions, merged_site, parse_manifest
-from orchestrator.loading import validate
+from orchestrator.loading import load_json_file, load_yaml_file, validate
 
 knowledge_app = typer.Typer(
     help="The compatibility knowledge base: show what it knows, update it from NVIDIA's release manifests.",
@@ -79,35 +77,16 @@ def show(
 
 
 def _read_manifest(path: Path) -> object:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise KnowledgeError(str(path), f"cannot read manifest ({exc.strerror})") from exc
-    except json.JSONDecodeError as exc:
-        raise KnowledgeError(str(path), f"not JSON (line {exc.lineno}: {exc.msg})") from exc
+    return load_json_file(path, KnowledgeError, "manifest")
 
 
 def _read_site(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise KnowledgeError(str(path), f"cannot read the site file ({exc})") from exc
+    data = load_yaml_file(path, KnowledgeError, "site facts") or {}
     if not isinstance(data, dict):
         raise KnowledgeError(str(path), "not a site facts file (expected a mapping)")
     return data
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @knowledge_app.command("import")
@@ -137,7 +116,7 @@ def import_cmd(
     if dry_run:
         console.print(f"dry run: {site} not written", markup=False)
         return
-    _write_atomically(site, yaml.safe_dump(merged, sort_keys=False, allow_unicode=True))
+    write_atomic(site, yaml.safe_dump(merged, sort_keys=False, allow_unicode=True), KnowledgeError, "site facts")
     after = load_knowledge(site)
     data = summary(after)
     console.print(

@@ -13,6 +13,7 @@ from typing import Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.text import Text
 
 from orchestrator.errors import UpgradeError
 from orchestrator.loading import describe_validation
@@ -37,8 +38,16 @@ def _width() -> int | None:
     return max(int(os.environ.get("COLUMNS", "0") or 0), 220)
 
 
-console = Console(highlight=False, soft_wrap=True, width=_width())
-err_console = Console(stderr=True, highlight=False, soft_wrap=True, width=_width())
+# Markup and emoji codes are off: every string printed is shown as it is, so user and host text (a GPU
+# named "[/x]", a journal reason "E: lock [/var/lib/dpkg/lock]") is data. Styles come only from Text objects
+# built by this package (see `styled`).
+console = Console(highlight=False, soft_wrap=True, width=_width(), markup=False, emoji=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, width=_width(), markup=False, emoji=False)
+
+
+def styled(label: str, style: str, rest: str = "") -> Text:
+    """The program's own styled label followed by plain text: ``styled("error: ", "bold red", message)``."""
+    return Text(label, style=style) + Text(rest)
 
 
 def print_json(data: Any) -> None:
@@ -47,8 +56,13 @@ def print_json(data: Any) -> None:
 
 
 def fail(message: str, code: Exit = Exit.INVALID) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", markup=True)
+    err_console.print(styled("error: ", "bold red", message))
     return typer.Exit(int(code))
+
+
+def one_line(text: str) -> str:
+    """Line breaks and other control characters of user text shown escaped, so an error stays one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def validation_line(exc: ValidationError, where: str = "") -> str:
@@ -68,10 +82,10 @@ def run_guarded(app: typer.Typer, args: list[str] | None = None) -> int:
             return int(Exit.OK)
         return exc.code if isinstance(exc.code, int) else int(Exit.INVALID)
     except UpgradeError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", markup=True)
+        err_console.print(styled("error: ", "bold red", one_line(str(exc))))
         return int(Exit.INVALID)
     except ValidationError as exc:
-        err_console.print(f"[bold red]error:[/] {validation_line(exc)}", markup=True)
+        err_console.print(styled("error: ", "bold red", one_line(validation_line(exc))))
         return int(Exit.INVALID)
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -79,9 +93,7 @@ def run_guarded(app: typer.Typer, args: list[str] | None = None) -> int:
     except Exception as exc:
         with tempfile.NamedTemporaryFile("w", prefix="upgrade-crash-", suffix=".log", delete=False) as fh:
             traceback.print_exc(file=fh)
-        err_console.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (traceback in {fh.name}; please report it)",
-            markup=True,
-        )
+        err_console.print(styled("internal error: ", "bold red", one_line(
+            f"{type(exc).__name__}: {exc} (traceback in {fh.name}; please report it)")))
         return int(Exit.HALTED)
     return int(Exit.OK)

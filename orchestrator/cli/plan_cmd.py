@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -12,6 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.adapters.files import write_atomic
 from orchestrator.adapters.signing import load_key, sign, signature_path
 from orchestrator.app.gather import gather, plan_from
 from orchestrator.cli.app import app
@@ -41,15 +40,6 @@ def _minutes(seconds: int) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Temp file + rename, so a reader never sees half a plan."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def _parse_now(text: str | None) -> datetime:
     if text is None:
         return datetime.now(UTC).replace(microsecond=0)
@@ -57,6 +47,8 @@ def _parse_now(text: str | None) -> datetime:
         value = datetime.fromisoformat(text)
     except ValueError as exc:
         raise InputError("--now", f"{text!r} is not an ISO 8601 time (2026-12-01T09:00:00+00:00)") from exc
+    if not 2000 <= value.year <= 2999:  # every date the planner computes from it stays representable
+        raise InputError("--now", f"{text!r} is not a time between the years 2000 and 2999")
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -92,11 +84,14 @@ def plan_cmd(
             err_console.print(Text("error: ", style="bold red") + Text(reason))
         err_console.print(f"no plan made: {len(exc.reasons)} reason(s)")
         raise typer.Exit(int(Exit.INVALID)) from None
+    except OverflowError:
+        raise InputError(str(target), "policy: the rollout would end after the year 9999 (soak, estimates and "
+                                      "windows over this many waves)") from None
     path = out or Path("plans") / f"{target.stem}.plan.json"
     text = plan_json(plan)
-    _write_atomic(path, text)
+    write_atomic(path, text, InputError, "plan")
     if key is not None:
-        _write_atomic(signature_path(path), sign(text.encode("utf-8"), key))
+        write_atomic(signature_path(path), sign(text.encode("utf-8"), key), InputError, "signature")
     for warning in built.warnings:
         err_console.print(Text(f"warning: {warning}", style="yellow"))
     if output == PlanOutput.JSON:

@@ -37,7 +37,7 @@ from orchestrator.knowledge.facts import (
     OsFacts,
     SiteFacts,
 )
-from orchestrator.loading import parse_yaml, validate
+from orchestrator.loading import parse_yaml, read_text, validate
 from orchestrator.model.versions import CudaVersion
 
 SHIPPED_DATA_VERSION = "2026.2"
@@ -177,11 +177,7 @@ def load_knowledge(override: Path | None = None) -> Knowledge:
     date = SHIPPED_DATA_DATE
     if override is not None:
         file = str(override)
-        try:
-            text = override.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise KnowledgeError(file, f"cannot read site facts ({exc.strerror})") from exc
-        site = _parse(text, file, SiteFacts)
+        site = _parse(read_text(override, KnowledgeError, "site facts"), file, SiteFacts)
         cuda = cuda.model_copy(
             update={
                 "releases": _merge(

@@ -16,7 +16,6 @@ Example::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field
 
@@ -24,7 +23,7 @@ from orchestrator.errors import InputError
 from orchestrator.knowledge.findings import Workload
 from orchestrator.loading import parse_yaml, read_text, validate
 from orchestrator.model.policy import PoolPolicy, PoolRules, RolloutPolicy
-from orchestrator.model.stack import KernelModuleFlavor, SoftwareStack, StrictModel
+from orchestrator.model.stack import FormatVersion, KernelModuleFlavor, SoftwareStack, StrictModel
 from orchestrator.model.versions import ComponentVersion, CudaVersion, CudnnVersion, DriverVersion, NcclVersion
 
 
@@ -65,7 +64,7 @@ class PoolTarget(StrictModel):
 class DesiredState(StrictModel):
     """The whole document; ``policy`` (optional) tells the planner how to roll the targets out."""
 
-    version: Literal[1] = 1
+    version: FormatVersion = 1
     pools: dict[str, PoolTarget] = Field(min_length=1)
     policy: RolloutPolicy | None = Field(default=None, description="rollout policy for the planner")
 

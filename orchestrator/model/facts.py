@@ -6,16 +6,17 @@ snapshot fails loudly) and turn them into the fleet vocabulary (:class:`Software
 
 from __future__ import annotations
 
+from collections import Counter
 from enum import StrEnum
 from functools import lru_cache
-from typing import Literal, TypeVar
+from typing import Literal, Self, TypeVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from orchestrator.errors import FactsError, InputError, UnknownGpuError
 from orchestrator.loading import validate
 from orchestrator.model.gpus import GpuModel, resolve_gpu
-from orchestrator.model.stack import KernelModuleFlavor, OsRelease, SoftwareStack, StrictModel
+from orchestrator.model.stack import FormatVersion, KernelModuleFlavor, OsRelease, SoftwareStack, StrictModel
 from orchestrator.model.versions import (
     ComponentVersion,
     CudaVersion,
@@ -23,9 +24,10 @@ from orchestrator.model.versions import (
     DriverVersion,
     KernelVersion,
     NcclVersion,
+    _Version,
 )
 
-SNAPSHOT_SCHEMA_VERSION = 1
+SNAPSHOT_SCHEMA_VERSION: Literal[1] = 1
 
 
 class DriverStatus(StrEnum):
@@ -88,9 +90,9 @@ class PackageIndex(StrictModel):
 class HostFacts(StrictModel):
     """Everything collected from one reachable host."""
 
-    host: str
+    host: str = Field(min_length=1)
     collected_at: str
-    schema_version: int = SNAPSHOT_SCHEMA_VERSION
+    schema_version: FormatVersion = SNAPSHOT_SCHEMA_VERSION
     kernel: str
     os: OsRelease | None = None
     boot_id: str | None = None
@@ -125,8 +127,37 @@ class HostFacts(StrictModel):
             return _stack(self.driver.version, self.driver.flavor, self.cuda.version, self.cudnn.version,
                           self.nccl.version, self.fabric_manager.version, self.container_toolkit.version,
                           self.dcgm.version, self.kernel, self.os)
-        except InputError as exc:
-            raise FactsError(f"host {self.host}", str(exc)) from exc
+        except InputError:
+            pass  # parse component by component below, so the message names the component
+        texts = {"driver": self.driver.version, "cuda": self.cuda.version, "cudnn": self.cudnn.version,
+                 "nccl": self.nccl.version, "fabric_manager": self.fabric_manager.version,
+                 "container_toolkit": self.container_toolkit.version, "dcgm": self.dcgm.version,
+                 "kernel": self.kernel}
+        parsed: dict[str, object] = {}
+        for name, text in texts.items():
+            try:
+                if not text:
+                    parsed[name] = None
+                elif name == "fabric_manager":
+                    parsed[name] = DriverVersion.from_package(text)
+                else:
+                    parsed[name] = _PARSERS[name](text)
+            except InputError as exc:
+                raise FactsError(f"host {self.host}", f"{name}: {exc}") from exc
+        return SoftwareStack.model_validate({**parsed, "kernel_module": self.driver.flavor, "os": self.os})
+
+
+_PARSERS: dict[str, type[_Version]] = {
+    "driver": DriverVersion, "cuda": CudaVersion, "cudnn": CudnnVersion, "nccl": NcclVersion,
+    "container_toolkit": ComponentVersion, "dcgm": ComponentVersion, "kernel": KernelVersion,
+}
+
+
+V = TypeVar("V", DriverVersion, CudaVersion, CudnnVersion, NcclVersion, ComponentVersion, KernelVersion)
+
+
+def _opt(cls: type[V], text: str | None) -> V | None:
+    return cls(text) if text else None
 
 
 @lru_cache(maxsize=4096)
@@ -156,21 +187,22 @@ class UnreachableHost(StrictModel):
 class FactsSnapshot(StrictModel):
     """A fleet's facts at one moment: what ``upgrade facts --output json`` writes, what planning reads offline."""
 
-    schema_version: int = SNAPSHOT_SCHEMA_VERSION
+    schema_version: FormatVersion = SNAPSHOT_SCHEMA_VERSION
     collected_at: str
     inventory: str = ""
     hosts: list[HostFacts] = []
     unreachable: list[UnreachableHost] = []
 
+    @model_validator(mode="after")
+    def _each_host_once(self) -> Self:
+        twice = sorted(n for n, c in Counter([h.host for h in self.hosts] + [u.host for u in self.unreachable]).items()
+                       if c > 1)
+        if twice:
+            raise ValueError(f"host {twice[0]} is listed more than once")
+        return self
+
     def by_host(self) -> dict[str, HostFacts]:
         return {h.host: h for h in self.hosts}
-
-
-V = TypeVar("V", DriverVersion, CudaVersion, CudnnVersion, NcclVersion, ComponentVersion, KernelVersion)
-
-
-def _opt(cls: type[V], text: str | None) -> V | None:
-    return cls(text) if text else None
 
 
 def parse_host_facts(host: str, collected_at: str, raw: dict[str, object]) -> HostFacts:

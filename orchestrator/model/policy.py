@@ -29,6 +29,10 @@ from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 from orchestrator.model.stack import StrictModel
 
 _PERCENT = re.compile(r"^(\d+(?:\.\d+)?)%$")
+_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
+# Bounds on every number that feeds a loop or a date, so no policy can make the planner spin or overflow.
+MAX_COUNT = 1_000_000
+MAX_DURATION_S = 30 * 24 * 3600
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -40,10 +44,14 @@ def _check_size(value: int | str) -> int | str:
     if isinstance(value, int):
         if value < 0:
             raise ValueError("a count cannot be negative")
+        if value > MAX_COUNT:
+            raise ValueError(f"{value} is more than {MAX_COUNT} hosts")
         return value
     text = value.strip()
     if text.isdigit():
-        return int(text)
+        if len(text) > 9:
+            raise ValueError(f"{text[:12]}... is more than {MAX_COUNT} hosts")
+        return _check_size(int(text))
     m = _PERCENT.match(text)
     if not m or float(m.group(1)) > 100:
         raise ValueError(f"{value!r} is not a count (2) or a percent up to 100 ('10%')")
@@ -51,6 +59,13 @@ def _check_size(value: int | str) -> int | str:
 
 
 def _parse_duration(value: object) -> int:
+    seconds = _duration_seconds(value)
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"{value!r} is longer than {MAX_DURATION_S // 86400} days")
+    return seconds
+
+
+def _duration_seconds(value: object) -> int:
     if isinstance(value, bool):
         raise ValueError("expected seconds (900) or a duration ('15m', '1h30m')")
     if isinstance(value, int):
@@ -59,6 +74,8 @@ def _parse_duration(value: object) -> int:
         return value
     if isinstance(value, str):
         text = value.strip().replace(" ", "")
+        if len(text) > 32:
+            raise ValueError(f"{value[:32]!r}... is not a duration")
         if text.isdigit():
             return int(text)
         m = _DURATION.match(text)
@@ -68,8 +85,30 @@ def _parse_duration(value: object) -> int:
     raise ValueError(f"{value!r} is not a duration (seconds, or text such as '15m', '1h30m', '2d')")
 
 
+def _size_type(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"expected a count (2) or a percent ('10%'), got {str(value)[:20]!r}")
+    return value
+
+
+def _count(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected a whole number, got {str(value)[:20]!r}")
+    if not 0 <= value <= MAX_COUNT:
+        raise ValueError(f"{value} is not between 0 and {MAX_COUNT}")
+    return value
+
+
+def _factor(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"expected a number such as 2 or 1.5, got {str(value)[:20]!r}")
+    if not (math.isfinite(value) and 1 < value <= 100):
+        raise ValueError(f"{value} is not a factor above 1 and at most 100")
+    return float(value)
+
+
 # A count of hosts or a percent of some total ("10%"); resolved by `resolve`.
-Size = Annotated[int | str, AfterValidator(_check_size)]
+Size = Annotated[int | str, BeforeValidator(_size_type), AfterValidator(_check_size)]
 # Seconds; YAML may say 900 or "15m".
 Duration = Annotated[int, BeforeValidator(_parse_duration)]
 
@@ -128,18 +167,41 @@ class FailureBudget(StrictModel):
 def _check_tz(name: str) -> str:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {name!r}") from exc
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        raise ValueError(f"unknown time zone {name[:64]!r}") from exc
     return name
+
+
+def _clock(value: object) -> object:
+    """``"22:00"`` only: YAML reads an unquoted 22:00 as the number 1320 and 2200 is no time either."""
+    if isinstance(value, time):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a time of day: write it quoted, as \"22:00\" (YAML reads 22:00 "
+                         "unquoted as a number)")
+    m = _CLOCK.match(value.strip())
+    if not m:
+        raise ValueError(f"{value[:20]!r} is not a time of day (HH:MM, such as \"22:00\")")
+    return time(int(m.group(1)), int(m.group(2)), int(m.group(3) or 0))
+
+
+Clock = Annotated[time, BeforeValidator(_clock)]
 
 
 class MaintenanceWindow(StrictModel):
     """A recurring window (local time; ``end`` before ``start`` runs past midnight) in which waves may run."""
 
     days: tuple[Day, ...] = Field(default=DAYS, min_length=1)
-    start: time
-    end: time
+    start: Clock
+    end: Clock
     timezone: Annotated[str, AfterValidator(_check_tz)] = "UTC"
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if self.start == self.end:
+            raise ValueError(f"start and end are both {self.start:%H:%M}: an empty window (a whole day is "
+                             "\"00:00\" to \"23:59\")")
+        return self
 
     def label(self) -> str:
         days = ",".join(self.days) if tuple(self.days) != DAYS else "daily"
@@ -174,12 +236,22 @@ class Estimates(StrictModel):
 DomainKind = Literal["rack", "switch", "nvlink_domain"]
 
 
+def _domain_limits(value: object) -> object:
+    """``2`` for every kind of domain, or ``{rack: 2, switch: 4}``."""
+    if isinstance(value, dict):
+        return {k: _count(v) for k, v in value.items()}
+    return _count(value)
+
+
+DomainLimits = Annotated[int | dict[DomainKind, int], BeforeValidator(_domain_limits)]
+
+
 class PoolPolicy(StrictModel):
     """The fields a pool may set for itself; ``None`` takes the top-level policy's value."""
 
     canary: Size | None = None
     max_unavailable: Size | None = None
-    max_per_domain: int | dict[DomainKind, int] | None = None
+    max_per_domain: DomainLimits | None = None
     drain: DrainPolicy | None = None
     gates: tuple[Gate, ...] | None = None
     mixed_versions: dict[str, Mixing | Duration] | None = None
@@ -193,9 +265,10 @@ class RolloutPolicy(StrictModel):
     waves: tuple[Size, ...] | None = Field(
         default=None, description="later wave sizes of the hosts left after the canary; the last repeats"
     )
-    growth: float | None = Field(default=None, gt=1, description="instead of waves: each wave this many times the last")
+    growth: Annotated[float, BeforeValidator(_factor)] | None = Field(
+        default=None, description="instead of waves: each wave this many times the last")
     max_unavailable: Size = "25%"
-    max_per_domain: int | dict[DomainKind, int] | None = None
+    max_per_domain: DomainLimits | None = None
     windows: tuple[MaintenanceWindow, ...] = ()
     soak: Duration = 1800
     failure_budget: FailureBudget = FailureBudget()

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections import Counter
 from enum import StrEnum
-from typing import Self
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from orchestrator.model.gpus import GpuModel
 from orchestrator.model.versions import (
@@ -20,6 +20,16 @@ from orchestrator.model.versions import (
     KernelVersion,
     NcclVersion,
 )
+
+
+def _format_one(value: object) -> object:
+    if value != 1 or isinstance(value, bool):
+        raise ValueError(f"{str(value)[:20]!r} is not a format version this tool reads (it reads 1)")
+    return 1
+
+
+# A file format's version (``version: 1``, ``schema_version: 1``); ``true`` is not 1, nor is ``1.0``.
+FormatVersion = Annotated[Literal[1], BeforeValidator(_format_one)]
 
 
 class StrictModel(BaseModel):

@@ -24,6 +24,7 @@ from pydantic_core import core_schema
 from orchestrator.errors import VersionError
 
 _EPOCH = re.compile(r"^\d+:")
+_PACKAGE_CHARS = re.compile(r"^[A-Za-z0-9.+~_-]+$")
 
 
 @total_ordering
@@ -245,7 +246,8 @@ class ComponentVersion(_Version):
 
     kind = "component"
     expected = "1.17.8"
-    _re = re.compile(r"^(\d+(?:\.\d+){0,3})")
+    # A dotted release, then at most a pre-release or build suffix (``~rc1``, ``+git``): nothing else.
+    _re = re.compile(r"^(\d+(?:\.\d+){0,3})(?:[~+][A-Za-z0-9.~+]*)?$")
 
     def _parse(self, text: str) -> tuple[int, ...] | None:
         m = self._re.match(_upstream(text))
@@ -269,6 +271,8 @@ def _upstream(package_version: str) -> str:
     (``+cuda12.4``, ``~rc1``) and a distribution tag (``.el9``): ``1:4.2.3-1.el9`` -> ``4.2.3``.
     """
     text = _EPOCH.sub("", package_version.strip())
+    if not _PACKAGE_CHARS.match(text):
+        return text  # spaces, quotes, shell words: never a package version, so the caller's parse fails
     text = re.split(r"[-+~]", text, maxsplit=1)[0]
     return _DIST_TAG.sub("", text)
 

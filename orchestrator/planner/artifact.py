@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from orchestrator.loading import parse_json, read_text, validate
+from orchestrator.loading import MAX_JSON_BYTES, parse_json, read_text, validate
 from orchestrator.model.desired import DesiredState
 from orchestrator.model.facts import FactsSnapshot
 from orchestrator.model.inventory import InventoryHost
@@ -149,4 +149,4 @@ def parse_plan(text: str, where: str) -> Plan:
 
 def load_plan(path: str | Path) -> Plan:
     """Read a plan written by ``upgrade plan``; refuses a missing, malformed or tampered file in one line."""
-    return parse_plan(read_text(path, PlanFileError, "plan"), str(path))
+    return parse_plan(read_text(path, PlanFileError, "plan", limit=MAX_JSON_BYTES), str(path))

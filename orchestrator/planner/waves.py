@@ -246,7 +246,7 @@ def _canary(movers: list[Mover], rules: dict[str, PoolRules], limits: dict[str, 
     for m in sorted(movers, key=lambda m: m.name):
         if m.pool not in atomic:
             groups.setdefault((m.pool, m.gpu), []).append(m)
-    want = {g: resolve(rules[g[0]].canary, len(hosts), "up") for g, hosts in groups.items()}
+    want = {g: min(resolve(rules[g[0]].canary, len(hosts), "up"), len(hosts)) for g, hosts in groups.items()}
     wave = _Wave(limits)
     for rnd in range(max(want.values(), default=0)):
         for g in sorted(groups):
