@@ -9,8 +9,6 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from orchestrator.adapters.ansible import HostStatus, PlaybookResult, run_playbook
 from orchestrator.errors import FactsError
 from orchestrator.hostside.collector import CommandResult, collect
