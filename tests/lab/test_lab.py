@@ -29,8 +29,14 @@ def wait_for(pred, timeout: float, step: float = 0.2) -> bool:  # type: ignore[n
     return False
 
 
+def test_hosts_start_with_their_gpu_stack_held(lab: LabHandle) -> None:
+    """A well-kept fleet pins its GPU stack: plain `apt-get upgrade` must not move it."""
+    held = lab.ssh("gpu-h100-01", "apt-mark showhold").stdout.split()
+    assert "nvidia-driver-535" in held and "libnccl2" in held
+
+
 def test_hosts_are_isolated(lab: LabHandle) -> None:
-    r = lab.ssh("gpu-h100-02", "apt-get install -y -qq nvidia-container-toolkit=1.17.8-1")
+    r = lab.ssh("gpu-h100-02", "apt-get install -y -qq --allow-change-held-packages nvidia-container-toolkit=1.17.8-1")
     assert r.returncode == 0, r.stderr
     assert version(lab, "gpu-h100-02", "nvidia-container-toolkit") == "1.17.8-1"
     assert version(lab, "gpu-h100-01", "nvidia-container-toolkit") == "1.14.6-1"
@@ -55,7 +61,7 @@ def test_held_package_refuses_upgrade_and_downgrade_works(lab: LabHandle) -> Non
 
 def test_driver_change_mismatch_until_reboot(lab: LabHandle) -> None:
     host = "gpu-h100-03"
-    r = lab.ssh(host, "apt-get install -y -qq nvidia-driver-580-open=580.95.05-0ubuntu1 "
+    r = lab.ssh(host, "apt-get install -y -qq --allow-change-held-packages nvidia-driver-580-open=580.95.05-0ubuntu1 "
                       "nvidia-fabricmanager-580=580.95.05-1")
     assert r.returncode == 0, r.stderr
     assert version(lab, host, "nvidia-driver-535") == ""  # the branches conflict: 535 was removed
@@ -77,13 +83,14 @@ def test_fault_install_fails(lab: LabHandle) -> None:
     host = "gpu-a100-01"
     lab.lab.inject(host, Fault.INSTALL_FAILS, packages=("libnccl2",))
     try:
-        r = lab.ssh(host, "apt-get install -y -qq libnccl2=2.26.2-1+cuda12.8")
+        r = lab.ssh(host, "apt-get install -y -qq --allow-change-held-packages libnccl2=2.26.2-1+cuda12.8")
         assert r.returncode != 0
         assert "gpu-lab fault injection" in r.stderr
         assert version(lab, host, "libnccl2") == "2.18.5-1+cuda12.2"
     finally:
         lab.lab.clear(host, Fault.INSTALL_FAILS)
-    assert lab.ssh(host, "apt-get install -y -qq libnccl2=2.26.2-1+cuda12.8").returncode == 0
+    assert lab.ssh(host, "apt-get install -y -qq --allow-change-held-packages "
+                         "libnccl2=2.26.2-1+cuda12.8").returncode == 0
 
 
 def test_fault_dcgm_diag_and_slow_gpu(lab: LabHandle) -> None:
