@@ -100,5 +100,5 @@ def test_a_taken_port_is_one_clear_error() -> None:
 
 def test_a_textfile_in_a_missing_folder_is_one_clear_error(tmp_path: Path) -> None:
     metrics = RunMetrics(textfile=tmp_path / "nope" / "gpu_upgrade.prom")
-    with pytest.raises(MetricsError, match="nope/gpu_upgrade.prom: cannot write the metrics textfile"):
+    with pytest.raises(MetricsError, match=r"nope/gpu_upgrade\.prom: cannot write the metrics textfile"):
         metrics.write()

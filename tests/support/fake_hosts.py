@@ -45,7 +45,10 @@ class FakeHosts:
         return StepOutcome(ok=True, data=data)
 
 
-def fail_step(host: str, kind: StepKind, message: str = "E: boom [/var/lib/dpkg/lock]") -> Callable[[str, Step], str | None]:
+Fail = Callable[[str, Step], str | None]
+
+
+def fail_step(host: str, kind: StepKind, message: str = "E: boom [/var/lib/dpkg/lock]") -> Fail:
     """The host's upgrade step of this kind fails; its rollback steps succeed."""
     def fail(h: str, step: Step) -> str | None:
         return message if h == host and step.kind == kind and not step.id.startswith("rb-") else None
