@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -107,10 +107,11 @@ def _tally(hosts: list[HostView]) -> dict[str, int]:
 class LiveTable:
     """A run observer that redraws the view twice a second on the terminal (stderr) while the run goes."""
 
-    def __init__(self) -> None:
+    def __init__(self, console: Console | None = None) -> None:
         self.view = RunView()
         self.lock = threading.Lock()
-        self.live = Live(get_renderable=self._render, console=err_console, refresh_per_second=2, transient=False)
+        self.live = Live(get_renderable=self._render, console=console or err_console, refresh_per_second=2,
+                         transient=False)
 
     def _render(self) -> RenderableType:
         with self.lock:
