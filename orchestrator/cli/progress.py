@@ -70,15 +70,15 @@ def render_view(view: RunView, now: datetime) -> RenderableType:
     names = list(view.waves)
     for name in names:
         wave = view.waves[name]
-        counts = f"slots {view.in_use(name)}/{wave.slot_limit}, failed {view.failures(name)}/{wave.failure_budget}"
+        failed = f"failed {view.failures(name)} of {wave.failure_budget} allowed"
         if name != current:
-            state = wave.status if wave.status != "running" else "running"
-            line = Text(f"wave {name}: ", style="bold") + Text(state, style=STYLE.get(state, ""))
-            line.append(f"  {len(wave.hosts)} hosts, {counts}" + (f"  {wave.reason}" if wave.reason else ""))
+            line = Text(f"wave {name}: ", style="bold") + Text(wave.status, style=STYLE.get(wave.status, ""))
+            line.append(f"  {len(wave.hosts)} hosts, {failed}" + (f"  {wave.reason}" if wave.reason else ""))
             parts.append(line)
             continue
-        table = Table(title=Text(f"wave {name}: {wave.status}  {counts} (budget)", style="bold"),
-                      title_justify="left", expand=False)
+        slots = f"slots in use {view.in_use(name)} of {wave.slot_limit}"
+        table = Table(title=Text(f"wave {name}: {wave.status}  {len(wave.hosts)} hosts, {slots}, {failed}",
+                                 style="bold"), title_justify="left", expand=False)
         for column in ("host", "pool", "state", "step", "step time", "out for", "reason"):
             table.add_column(column, no_wrap=column != "reason")
         hosts = sorted((view.hosts[h] for h in wave.hosts if h in view.hosts), key=_order)

@@ -44,8 +44,8 @@ def test_the_wave_table_shows_states_steps_times_slots_and_budget() -> None:
     view.moved("h4", "wave-2", "failed", "E: dpkg was interrupted", T0)
     view.moved("h4", "wave-2", "rolled_back", "E: dpkg was interrupted", T0 + timedelta(seconds=30))
     shown = text_of(render_view(view, T0 + timedelta(minutes=2, seconds=5)))
-    assert "wave canary: passed" in shown
-    assert "wave wave-2: running  slots 1/2, failed 1/1 (budget)" in shown
+    assert "wave canary: passed  1 hosts, failed 0 of 1 allowed" in shown
+    assert "wave wave-2: running  2 hosts, slots in use 1 of 2, failed 1 of 1 allowed" in shown
     row = next(line for line in shown.splitlines() if "h2" in line)
     assert "cordoned" in row and "03-driver (upgrade)" in row and "2:00" in row and "2:05" in row
     row = next(line for line in shown.splitlines() if "h4" in line)
