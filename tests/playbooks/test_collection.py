@@ -4,6 +4,7 @@ playbook of one's own, without the Python tool; every role's arguments are decla
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,6 +68,18 @@ def test_the_installed_collection_documents_every_role(installed: Path) -> None:
                            text=True, timeout=120, check=False)
     assert shown.returncode == 0, shown.stderr
     assert "driver_flavor" in shown.stdout and "choices: [auto, open, proprietary]" in shown.stdout
+
+
+def test_the_installed_collection_collects_facts_by_fqcn(installed: Path, tmp_path: Path) -> None:
+    """gpu_facts from the installed collection on this machine: its module and module_utils come from plugins/
+    (no GPU here: the stack says so, no crash)."""
+    done = play(installed, tmp_path, [
+        {"name": "Collect", "ansible.builtin.include_role": {"name": "gpu_fleet.upgrade.gpu_facts"}},
+        {"name": "Show", "ansible.builtin.debug": {"msg": "STACK {{ ansible_facts.gpu_stack.driver.status }} "
+                                                         "{{ ansible_facts.gpu_stack.schema_version }}"}}])
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "gpu_fleet.upgrade.gpu_facts : Collect the GPU software stack" in done.stdout
+    assert re.search(r"STACK not_installed \d+", done.stdout), done.stdout[-2000:]
 
 
 def test_the_collection_refuses_bad_arguments_before_touching_the_host(installed: Path, tmp_path: Path) -> None:
