@@ -26,9 +26,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from orchestrator.adapters.host_actions import StepOutcome
 from orchestrator.app.view import RunView, observe_action, observe_result, observe_start
 from orchestrator.errors import UpgradeError
+from orchestrator.ports import StepOutcome
 from orchestrator.run.decide import Action, Finished, HostMoved, RunContext, RunState, RunStep, WaveEnded
 from orchestrator.run.states import HostState
 

@@ -29,8 +29,8 @@ from urllib.parse import urlsplit
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from orchestrator.adapters.host_actions import StepOutcome
 from orchestrator.errors import UpgradeError
+from orchestrator.ports import StepOutcome
 from orchestrator.run.decide import Action, Finished, HostMoved, RunContext, RunState, RunStep, WaveEnded
 from orchestrator.run.states import HostState
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from orchestrator.adapters.host_actions import StepOutcome
 from orchestrator.adapters.journal import Event
 from orchestrator.planner import Plan, Wave
+from orchestrator.ports import StepOutcome
 from orchestrator.run.decide import Action, Finished, HostMoved, RunContext, RunState, RunStep, Straggler, WaveEnded
 from orchestrator.run.states import OUT_OF_SERVICE, HostState
 

@@ -20,7 +20,6 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.adapters.host_actions import StepOutcome
 from orchestrator.adapters.journal import Event, Journal, JournalError
 from orchestrator.app.view import (
     FAILED_STATES,
@@ -35,6 +34,7 @@ from orchestrator.app.view import (
 from orchestrator.cli.output import err_console
 from orchestrator.errors import UpgradeError
 from orchestrator.planner import Plan, load_plan
+from orchestrator.ports import StepOutcome
 from orchestrator.run.decide import Action, RunContext, RunState, RunStep
 
 STYLE = {"done": "green", "rolled_back": "yellow", "quarantined": "bold red", "skipped": "dim", "failed": "red",

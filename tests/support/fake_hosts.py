@@ -10,9 +10,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from orchestrator.adapters.host_actions import StepOutcome
 from orchestrator.planner import Plan
 from orchestrator.planner.model import Step, StepKind
+from orchestrator.ports import StepOutcome
 
 
 class FakeHosts:
