@@ -114,8 +114,8 @@ class LiveTable:
                          transient=False)
 
     def _render(self) -> RenderableType:
-        with self.lock:
-            return render_view(self.view, datetime.now(UTC))
+        with self.lock:  # nothing before the run starts: a refused apply leaves no table behind
+            return render_view(self.view, datetime.now(UTC)) if self.view.run_id else Text("")
 
     def __enter__(self) -> LiveTable:
         self.live.start()
