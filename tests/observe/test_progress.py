@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import pty
+import re
 import subprocess
 import sys
 import threading
@@ -127,3 +130,31 @@ def test_facts_tells_each_host_as_it_finishes(tmp_path: Path) -> None:
     snap = collect_live(inventory, load_inventory(inventory), on_host=lambda h, o: told.append((h, o)))
     assert sorted(told) == [("gone", "unreachable"), ("here", "ok")]
     assert [u.host for u in snap.unreachable] == ["gone"] and [h.host for h in snap.hosts] == ["here"]
+
+
+def test_facts_on_a_terminal_draws_a_bar_that_counts_hosts_in(tmp_path: Path) -> None:
+    """`upgrade facts` on a pseudo-terminal: the bar counts each host in and names the ones that did not answer."""
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {
+        "here": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+        "gone": {"ansible_host": "127.0.0.9", "ansible_port": 9, "ansible_user": "nobody"},
+    }, "vars": {"gpu_pool": "p", "gpu_model": "H100", "gpu_count": 8}}}))
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "facts", "-i", str(inventory)], cwd=ROOT,
+                            stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal,
+                            env={**os.environ, "COLUMNS": "120", "TERM": "xterm"})
+    os.close(terminal)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the terminal closed: the command ended
+            break
+        if not chunk:
+            break
+        seen += chunk
+    proc.wait(timeout=120)
+    os.close(controller)
+    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", seen.decode(errors="replace"))
+    assert proc.returncode == 1  # one host unreachable
+    assert re.search(r"facts .* 1/2 ", text) and re.search(r"facts .* 2/2 .*gone unreachable", text)
