@@ -29,7 +29,7 @@ from prometheus_client.registry import Collector
 from orchestrator.app.view import RunView, observe_action, observe_result, observe_start
 from orchestrator.errors import UpgradeError
 from orchestrator.ports import StepOutcome
-from orchestrator.run.decide import Action, Finished, HostMoved, RunContext, RunState, RunStep, WaveEnded
+from orchestrator.run.decide import METRIC, Action, Finished, HostMoved, RunContext, RunState, RunStep, WaveEnded
 from orchestrator.run.states import HostState
 
 PREFIX = "gpu_upgrade"
@@ -108,7 +108,7 @@ def _gauges(view: RunView, plan_hash: str, baselines: dict[str, float], order: l
             figure.add_metric([h.name, h.pool, h.wave, metric], value)
     for host, value in sorted(baselines.items()):
         if host in view.hosts:
-            base.add_metric([host, "pcie_h2d_gbps"], value)
+            base.add_metric([host, METRIC], value)
     yield from (figure, base)
     if view.last is not None:
         last = GaugeMetricFamily(f"{PREFIX}_last_event_timestamp_seconds", "When the run last reported anything.")
