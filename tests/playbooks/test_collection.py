@@ -17,8 +17,10 @@ ROLES = sorted(p.name for p in (ROOT / "playbooks" / "roles").iterdir() if p.is_
 
 
 def galaxy(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    # only the test's own collections folder counts: a copy installed elsewhere on the machine must not
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(cwd / "collections")}
     return subprocess.run([str(Path(sys.executable).parent / "ansible-galaxy"), *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300, check=False)
+                          text=True, timeout=300, check=False, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +30,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     built = galaxy("collection", "build", str(ROOT / "playbooks"), "--output-path", str(work), cwd=work)
     assert built.returncode == 0, built.stderr
     tarball = next(work.glob("gpu_fleet-upgrade-*.tar.gz"))
-    done = galaxy("collection", "install", str(tarball), "-p", str(work / "collections"), cwd=work)
+    done = galaxy("collection", "install", "--force", str(tarball), "-p", str(work / "collections"), cwd=work)
     assert done.returncode == 0, done.stderr
     return work / "collections"
 
