@@ -110,7 +110,7 @@ class Notifier:
 
     def on_start(self, ctx: RunContext, run_id: str, state: RunState) -> None:
         self.run_id, self.plan_hash = run_id, ctx.plan.plan_hash
-        self.pools = {h.name: h.pool for h in ctx.plan.hosts}
+        self.pools = {r.name: ctx.plan.classes[r.cls].pool for r in ctx.plan.rows}
 
     def on_action(self, action: Action, at: datetime) -> None:
         if isinstance(action, WaveEnded) and action.status == "passed":

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from orchestrator.adapters.journal import Event
 from orchestrator.planner import Plan, Wave
 from orchestrator.ports import StepOutcome
 from orchestrator.run.decide import Action, Finished, HostMoved, RunContext, RunState, RunStep, Straggler, WaveEnded
+from orchestrator.run.records import JournalEvent
 from orchestrator.run.states import OUT_OF_SERVICE, HostState
 
 FAILED_STATES = frozenset({HostState.ROLLED_BACK.value, HostState.QUARANTINED.value})
@@ -84,7 +84,7 @@ class RunView:
         """The run's waves (the plan's, or a rollback's own) with their hosts pending."""
         view = cls(run_id=run_id)
         pools = {p.name: p for p in plan.pools}
-        index = {h.name: h for h in plan.hosts}
+        index = {r.name: plan.classes[r.cls] for r in plan.rows}  # pool and GPU, without a view per host
         for wave in waves:
             by_pool = wave.hosts_by_pool or {index[h].pool: 1 for h in wave.hosts if h in index}
             free = sum(max(0, pools[p].max_unavailable - len(pools[p].out_of_service)) for p in by_pool if p in pools)
@@ -204,7 +204,7 @@ def _at(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def observe_event(view: RunView, event: Event) -> None:
+def observe_event(view: RunView, event: JournalEvent) -> None:
     """Fold one journal event (kinds step_start, step_end, state, straggler, wave_end, run_end/run_finished)."""
     at = _at(event.at)
     data = event.data
@@ -226,7 +226,7 @@ def observe_event(view: RunView, event: Event) -> None:
         view._tick(at)
 
 
-def from_journal(events: Iterable[Event], plan: Plan | None = None, run_id: str = "") -> RunView:
+def from_journal(events: Iterable[JournalEvent], plan: Plan | None = None, run_id: str = "") -> RunView:
     """The view of a run from its journaled events (with its plan, hosts know their pool, GPU and budget)."""
     events = list(events)
     waves: list[str] = []

@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from types import TracebackType
 
 from rich.console import Console, Group, RenderableType
@@ -20,7 +19,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.adapters.journal import Event, Journal, JournalError
+from orchestrator.app.apply import Refused
 from orchestrator.app.view import (
     FAILED_STATES,
     HostView,
@@ -34,8 +33,9 @@ from orchestrator.app.view import (
 from orchestrator.cli.output import err_console
 from orchestrator.errors import UpgradeError
 from orchestrator.planner import Plan, load_plan
-from orchestrator.ports import StepOutcome
+from orchestrator.ports import JournalPort, StepOutcome
 from orchestrator.run.decide import Action, RunContext, RunState, RunStep
+from orchestrator.run.records import JournalEvent
 
 STYLE = {"done": "green", "rolled_back": "yellow", "quarantined": "bold red", "skipped": "dim", "failed": "red",
          "rolling_back": "yellow", "passed": "green", "halted": "bold red"}
@@ -138,7 +138,7 @@ class LiveTable:
             observe_result(self.view, action, outcome, at)
 
 
-def event_line(event: Event) -> Text | None:
+def event_line(event: JournalEvent) -> Text | None:
     """One journal event as the line a CI log shows (the same words as apply's own progress lines)."""
     if event.kind == "state" and event.host:
         what = event.status or ""
@@ -162,40 +162,39 @@ def _plan_of(plan_path: str) -> Plan | None:
         return None
 
 
-def follow(path: Path, run: str | None, interval: float, *, stop_after: float | None = None) -> str:
+def follow(journal: JournalPort, run: str | None, interval: float, *, stop_after: float | None = None) -> str:
     """``upgrade status --watch``: fold the journal's new events every ``interval`` seconds until the run ends.
 
     On a terminal the live table redraws in place; elsewhere each event is one line. Returns the run's status.
     """
     started = time.monotonic()
-    with Journal(path) as journal:
-        record = journal.run(run) if run else journal.latest_run()
-        if record is None:
-            raise JournalError(str(path), "no runs to watch")
-        status = record.status
-        history = journal.events(record.id)
-        view = from_journal(history, _plan_of(record.plan_path), record.id)
-        seen = history[-1].seq if history else 0
-        live = Live(console=err_console, refresh_per_second=4, transient=False) if err_console.is_terminal else None
-        if live is not None:
-            live.start()
-        try:
-            new = history
-            while True:
-                if live is None:
-                    for event in new:
-                        if (line := event_line(event)) is not None:
-                            err_console.print(line)
-                else:
-                    live.update(render_view(view, datetime.now(UTC)), refresh=True)
-                if status != "running" or (stop_after is not None and time.monotonic() - started > stop_after):
-                    return status
-                time.sleep(interval)
-                status = journal.run(record.id).status  # read before the events: an ended run's events are all in
-                new = journal.events(record.id, after=seen)
+    record = journal.run(run) if run else journal.latest_run()
+    if record is None:
+        raise Refused(["no runs to watch"])
+    status = record.status
+    history = journal.events(record.id)
+    view = from_journal(history, _plan_of(record.plan_path), record.id)
+    seen = history[-1].seq if history else 0
+    live = Live(console=err_console, refresh_per_second=4, transient=False) if err_console.is_terminal else None
+    if live is not None:
+        live.start()
+    try:
+        new = history
+        while True:
+            if live is None:
                 for event in new:
-                    observe_event(view, event)
-                seen = new[-1].seq if new else seen
-        finally:
-            if live is not None:
-                live.stop()
+                    if (line := event_line(event)) is not None:
+                        err_console.print(line)
+            else:
+                live.update(render_view(view, datetime.now(UTC)), refresh=True)
+            if status != "running" or (stop_after is not None and time.monotonic() - started > stop_after):
+                return status
+            time.sleep(interval)
+            status = journal.run(record.id).status  # read before the events: an ended run's events are all in
+            new = journal.events(record.id, after=seen)
+            for event in new:
+                observe_event(view, event)
+            seen = new[-1].seq if new else seen
+    finally:
+        if live is not None:
+            live.stop()

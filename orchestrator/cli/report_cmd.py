@@ -7,9 +7,10 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from orchestrator.adapters.journal import Journal
-from orchestrator.app.apply import Refused, state_dir
+from orchestrator.adapters.state import state_store
+from orchestrator.app.apply import Refused
 from orchestrator.cli.app import app
+from orchestrator.cli.apply_cmd import STATE_HELP
 from orchestrator.cli.output import console
 from orchestrator.errors import InputError, UpgradeError
 from orchestrator.planner import Plan, load_plan
@@ -31,16 +32,16 @@ def report_cmd(
     run: str | None = typer.Argument(None, help="Run id (default: the latest)."),
     out: Path = typer.Option(Path("upgrade-report"), "-o", "--output-dir", help="Folder for the report files."),
     plan_path: Path | None = typer.Option(None, "--plan", help="The run's plan, if it moved since the run."),
-    state: Path | None = typer.Option(None, "--state-dir", help="Where the journal lives (default ./.upgrade)."),
+    state: str | None = typer.Option(None, "--state", "--state-dir", help=STATE_HELP),
 ) -> None:
     """Write DIR/RUN.html (timeline, gates against baselines, failures, changes) and DIR/RUN.md (CI summary)."""
-    path = state_dir(state) / "journal.db"
-    if not path.exists():
-        raise Refused([f"{path}: no journal yet (nothing applied here)"])
-    with Journal(path) as journal:
+    store = state_store(state)
+    if not store.exists():
+        raise Refused([f"{store.where}: no journal yet (nothing applied here)"])
+    with store.journal() as journal:
         record = journal.run(run) if run else journal.latest_run()
         if record is None:
-            raise Refused([f"{path}: no runs"])
+            raise Refused([f"{store.where}: no runs"])
         report = build_report(journal, record.id, _plan(record.plan_path, plan_path))
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from orchestrator.adapters.journal import Event, Journal, RunRecord
 from orchestrator.app.view import FAILED_STATES, RunView, StepSpan, from_journal
 from orchestrator.model.stack import COMPONENTS
 from orchestrator.planner import Plan
 from orchestrator.planner.model import HostPlan
+from orchestrator.ports import JournalPort
 from orchestrator.run.decide import METRIC
+from orchestrator.run.records import JournalEvent, RunRecord
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _reported_stacks(events: list[Event]) -> dict[str, list[dict[str, Any]]]:
+def _reported_stacks(events: list[JournalEvent]) -> dict[str, list[dict[str, Any]]]:
     """Per host, the stacks its steps reported in this run in order (precheck first, the last verify last)."""
     out: dict[str, list[dict[str, Any]]] = {}
     for e in events:
@@ -124,7 +125,7 @@ def _gates(view: RunView, wave: str, baselines: dict[str, float], new: set[str])
     return rows
 
 
-def build_report(journal: Journal, run_id: str, plan: Plan | None) -> Report:
+def build_report(journal: JournalPort, run_id: str, plan: Plan | None) -> Report:
     """Everything the report shows about ``run_id``; ``plan`` (None when it is gone) adds pools, GPUs, budgets."""
     record = journal.run(run_id)
     events = journal.events(run_id)
@@ -135,7 +136,7 @@ def build_report(journal: Journal, run_id: str, plan: Plan | None) -> Report:
     waves = [WaveReport(w.name, w.status, w.reason, list(w.hosts), w.failure_budget, view.failures(w.name),
                         _gates(view, w.name, earlier, new), ends.get(w.name)) for w in view.waves.values()]
     stacks = _reported_stacks(events)
-    known = {h.name: h for h in plan.hosts} if plan is not None else {}
+    known = {h: plan.host(h) for w in view.waves.values() for h in w.hosts if plan.has_host(h)} if plan else {}
     hosts = []
     for wave in view.waves.values():
         for name in wave.hosts:
