@@ -86,13 +86,14 @@ def render_view(view: RunView, now: datetime) -> RenderableType:
             step = host.current
             step_time = _duration((now - step.start).total_seconds()) if step else ""
             out_for = _duration(((host.until or now) - host.since).total_seconds()) if host.since else ""
-            table.add_row(host.name, host.pool, Text(host.state, style=STYLE.get(host.state, "")),
-                          f"{step.step} ({step.phase})" if step else "", step_time, out_for,
-                          Text(host.reason))
+            table.add_row(Text(host.name), Text(host.pool), Text(host.state, style=STYLE.get(host.state, "")),
+                          Text(f"{step.step} ({step.phase})" if step else ""), Text(step_time), Text(out_for),
+                          Text(host.reason))  # host text is data: never rich markup
         if len(hosts) > ROWS:
             rest = hosts[ROWS:]
             summary = ", ".join(f"{n} {s}" for s, n in sorted(_tally(rest).items()))
-            table.add_row(f"... {len(rest)} more", "", summary, "", "", "", "")
+            table.add_row(Text(f"... {len(rest)} more"), Text(""), Text(summary), Text(""), Text(""), Text(""),
+                          Text(""))
         parts.append(table)
     return Group(*parts)
 

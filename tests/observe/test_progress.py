@@ -61,8 +61,9 @@ def test_host_text_is_shown_as_data_never_as_markup() -> None:
     plan = make_plan()
     view = RunView.for_plan(plan, plan.waves)
     view.moved("h1", "canary", "failed", "[bold red]E:[/] [link=file:///x]dpkg[/link]", T0)
+    view.step_started("h1", "[b]02-drain[/b]", "upgrade", T0)
     shown = text_of(render_view(view, T0))
-    assert "[bold red]E:[/] [link=file:///x]dpkg[/link]" in shown
+    assert "[bold red]E:[/] [link=file:///x]dpkg[/link]" in shown and "[b]02-drain[/b] (upgrade)" in shown
 
 
 def test_the_live_table_follows_a_run_and_lists_more_hosts_than_fit_as_counts(tmp_path: Path) -> None:
