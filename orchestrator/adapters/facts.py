@@ -6,8 +6,10 @@ import os
 import shutil
 import socket
 import subprocess
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from orchestrator.adapters.ansible import HostStatus, PlaybookResult, run_playbook
 from orchestrator.errors import FactsError
@@ -61,10 +63,38 @@ def collect_local(host: str | None = None) -> HostFacts:
     return parse_host_facts(host or socket.gethostname(), now_iso(), raw)
 
 
+def host_finished(event: dict[str, Any]) -> tuple[str, str] | None:
+    """(host, ok|failed|unreachable) when an ansible-runner event ends a host's facts collection, else None."""
+    kind = event.get("event")
+    data = event.get("event_data") or {}
+    host = str(data.get("host") or "")
+    if not host:
+        return None
+    if kind == "runner_on_unreachable":
+        return host, "unreachable"
+    if kind == "runner_on_failed" and not data.get("ignore_errors"):
+        return host, "failed"
+    res = data.get("res") or {}
+    if kind == "runner_on_ok" and isinstance(res, dict) and "gpu_stack" in (res.get("ansible_facts") or {}):
+        return host, "ok"
+    return None
+
+
 def collect_live(inventory_path: str | Path, hosts: list[InventoryHost], *, limit: str | None = None,
-                 forks: int = 20) -> FactsSnapshot:
-    """Run ``playbooks/facts.yml`` over the inventory; unreachable or failing hosts are listed with the reason."""
-    result = run_playbook("facts.yml", inventory_path, limit=limit, forks=forks)
+                 forks: int = 20, on_host: Callable[[str, str], None] | None = None) -> FactsSnapshot:
+    """Run ``playbooks/facts.yml`` over the inventory; unreachable or failing hosts are listed with the reason.
+
+    ``on_host(host, outcome)`` is told once per host as it finishes (a progress bar).
+    """
+    told: set[str] = set()
+
+    def progress(event: dict[str, Any]) -> None:
+        done = host_finished(event)
+        if on_host is not None and done is not None and done[0] not in told:
+            told.add(done[0])
+            on_host(*done)
+
+    result = run_playbook("facts.yml", inventory_path, limit=limit, forks=forks, on_event=progress)
     return snapshot_from_run(str(inventory_path), [h.name for h in hosts], result, now_iso())
 
 

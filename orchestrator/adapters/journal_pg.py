@@ -181,11 +181,13 @@ class PgJournal:
         return {r[0]: HostRecord(host=r[0], wave=r[1], state=HostState(r[2]), reason=r[3], updated_at=r[4],
                                  stack_before=json.loads(r[5]) if r[5] else None) for r in rows}
 
-    def events(self, run_id: str, host: str | None = None) -> list[JournalEvent]:
-        query = "SELECT seq, run_id, at, host, wave, kind, step, status, rc, data FROM events WHERE run_id = %s"
-        args: tuple[str, ...] = (run_id,)
+    def events(self, run_id: str, host: str | None = None, after: int = 0) -> list[JournalEvent]:
+        """The run's events in order (of one host; only those after sequence number ``after``: a watcher's poll)."""
+        query = ("SELECT seq, run_id, at, host, wave, kind, step, status, rc, data FROM events"
+                 " WHERE run_id = %s AND seq > %s")
+        args: tuple[str | int, ...] = (run_id, after)
         if host is not None:
-            query, args = query + " AND host = %s", (run_id, host)
+            query, args = query + " AND host = %s", (*args, host)
         rows = self._query(query + " ORDER BY seq", args)
         return [JournalEvent(seq=r[0], run_id=r[1], at=r[2], host=r[3], wave=r[4], kind=r[5], step=r[6],
                              status=r[7], rc=r[8], data=json.loads(r[9])) for r in rows]

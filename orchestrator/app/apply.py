@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from orchestrator.adapters.host_actions import AnsibleActions, HostActions
 from orchestrator.adapters.state import STATE_DIR_ENV, state_store
-from orchestrator.app.execute import Driver, Notify
+from orchestrator.app.execute import Driver, Notify, RunObserver
 from orchestrator.app.gather import Inputs, gather
 from orchestrator.errors import UpgradeError
 from orchestrator.planner import Plan, Wave
@@ -68,6 +68,7 @@ class ApplyResult:
     stale_lock: dict[str, Any] | None
     hosts: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # host -> (wave, state, reason)
     already_done: list[str] = field(default_factory=list)  # waves asked for that had passed before: no new run
+    observer_errors: list[str] = field(default_factory=list)  # a display or receiver that broke (never fatal)
 
 
 def _inputs(plan: Plan, inventory: Path | None, facts: Path | None) -> Inputs:
@@ -86,18 +87,19 @@ def _report(journal: JournalPort, run_id: str, status: RunStatus, reason: str) -
 
 
 def _drive(ctx: RunContext, journal: JournalPort, run_id: str, port: HostActions, notify: Notify | None,
-           sleep: Callable[[float], None] | None) -> RunReport:
-    driver = Driver(ctx, journal, run_id, port, notify=notify, sleep=sleep or time.sleep)
+           sleep: Callable[[float], None] | None, observers: Sequence[RunObserver]) -> tuple[RunReport, list[str]]:
+    driver = Driver(ctx, journal, run_id, port, notify=notify, sleep=sleep or time.sleep, observers=observers)
     state = driver.run()
     status: RunStatus = "halted" if state.status == "running" else state.status
     journal.finish_run(run_id, status, {"waves": [w.name for w in ctx.waves], "reason": state.reason})
-    return _report(journal, run_id, status, state.reason)
+    return _report(journal, run_id, status, state.reason), driver.observer_errors
 
 
 def apply(plan: Plan, plan_path: Path, wave_spec: str, *, inventory: Path | None = None, facts: Path | None = None,
           state: str | Path | None = None, ignore_window: bool = False, now: datetime | None = None,
           actions: HostActions | None = None, notify: Notify | None = None, parallel: int | None = None,
-          extravars: dict[str, Any] | None = None, sleep: Callable[[float], None] | None = None) -> ApplyResult:
+          extravars: dict[str, Any] | None = None, sleep: Callable[[float], None] | None = None,
+          observers: Sequence[RunObserver] = ()) -> ApplyResult:
     """Run the selected waves of ``plan`` (resuming an interrupted run of the same plan)."""
     store = state_store(state)
     with store.lock(_pools(plan), plan=plan.plan_hash[:12],
@@ -144,14 +146,15 @@ def apply(plan: Plan, plan_path: Path, wave_spec: str, *, inventory: Path | None
                                          state=store.local_dir)
         ctx = RunContext(plan, tuple(waves), journal.baselines(METRIC, exclude_run=run_id), parallel, ignore_window,
                          held_earlier=frozenset(quarantined_earlier(journal, plan, run_id)))
-        report = _drive(ctx, journal, run_id, port, notify, sleep)
+        report, broken = _drive(ctx, journal, run_id, port, notify, sleep, observers)
         hosts = {h: (r.wave, r.state.value, r.reason) for h, r in journal.host_states(run_id).items()}
-        return ApplyResult(run_id, report, resumed, lock.stale_holder, hosts)
+        return ApplyResult(run_id, report, resumed, lock.stale_holder, hosts, observer_errors=broken)
 
 
 def rollback(plan: Plan, hosts: list[str], *, inventory: Path | None = None, state: str | Path | None = None,
              actions: HostActions | None = None, notify: Notify | None = None,
-             extravars: dict[str, Any] | None = None, parallel: int | None = 1) -> ApplyResult:
+             extravars: dict[str, Any] | None = None, parallel: int | None = 1,
+             observers: Sequence[RunObserver] = ()) -> ApplyResult:
     """Roll the named hosts back to the plan's starting stack with the plan's rollback steps, in a run of their own."""
     store = state_store(state)
     missing = [h for h in hosts if not (plan.has_host(h) and plan.host(h).rollback)]
@@ -165,10 +168,11 @@ def rollback(plan: Plan, hosts: list[str], *, inventory: Path | None = None, sta
         journal.record(run_id, "run_waves", data={"waves": ["rollback"]})
         port = actions or AnsibleActions(inventory or Path(plan.sources["inventory"]), extravars, state=store.local_dir)
         ctx = RunContext(plan, (wave,), {}, parallel, True, mode="rollback")
-        report = _drive(ctx, journal, run_id, port, notify, None)
+        report, broken = _drive(ctx, journal, run_id, port, notify, None, observers)
         states = journal.host_states(run_id)
         return ApplyResult(run_id, report, False, lock.stale_holder,
-                           {h: (r.wave, r.state.value, r.reason) for h, r in states.items()})
+                           {h: (r.wave, r.state.value, r.reason) for h, r in states.items()},
+                           observer_errors=broken)
 
 
 def _pools(plan: Plan, hosts: list[str] | None = None) -> list[str]:

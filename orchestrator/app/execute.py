@@ -8,9 +8,10 @@ started but never reported runs again; the roles are idempotent).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
+from typing import Protocol
 
 from orchestrator.adapters.host_actions import HostActions, StepOutcome
 from orchestrator.ports import JournalPort
@@ -40,6 +41,19 @@ Notify = Callable[[str, str, str], None]  # host, state or step, detail
 INPUT = "input"
 
 
+class RunObserver(Protocol):
+    """Follows a run as the driver performs it (progress, metrics, notifications); the journal stays the record.
+
+    Called on the driver's thread; an observer that raises is noted in ``Driver.observer_errors``, never fatal.
+    """
+
+    def on_start(self, ctx: RunContext, run_id: str, state: RunState) -> None: ...
+
+    def on_action(self, action: Action, at: datetime) -> None: ...
+
+    def on_result(self, action: RunStep, outcome: StepOutcome, at: datetime) -> None: ...
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -49,7 +63,8 @@ class Driver:
 
     def __init__(self, ctx: RunContext, journal: JournalPort, run_id: str, port: HostActions, *,
                  notify: Notify | None = None, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], datetime] = _now, workers: int = 64) -> None:
+                 clock: Callable[[], datetime] = _now, workers: int = 64,
+                 observers: Sequence[RunObserver] = ()) -> None:
         self.ctx = ctx
         self.journal = journal
         self.run_id = run_id
@@ -59,6 +74,15 @@ class Driver:
         self.clock = clock
         self.workers = workers
         self.state: RunState = initial_state(ctx)
+        self.observers = tuple(observers)
+        self.observer_errors: list[str] = []
+
+    def _tell(self, method: str, *args: object) -> None:
+        for observer in self.observers:
+            try:
+                getattr(observer, method)(*args)
+            except Exception as exc:  # a display or a receiver that broke never stops a rollout
+                self.observer_errors.append(f"{type(observer).__name__}.{method}: {type(exc).__name__}: {exc}")
 
     def replay(self) -> list[Action]:
         """Rebuild the state from the journaled inputs; the actions a resumed run must issue."""
@@ -74,6 +98,7 @@ class Driver:
 
     def run(self) -> RunState:
         pending = self.replay()
+        self._tell("on_start", self.ctx, self.run_id, self.state)
         if not [e for e in self.journal.events(self.run_id) if e.kind == INPUT]:
             pending = self.feed(Begin(self.clock()))
         running: dict[Future[StepOutcome], RunStep] = {}
@@ -85,6 +110,7 @@ class Driver:
                                             step=action.step.id, data={"phase": action.phase,
                                                                        "playbook": action.step.playbook})
                         self.notify(action.host, action.step.id, "started")
+                        self._tell("on_action", action, self.clock())
                         running[pool.submit(self._run, action)] = action
                 soaks = [a for a in pending if isinstance(a, Soak)]
                 pending = []
@@ -108,6 +134,7 @@ class Driver:
                                         data={"phase": action.phase, "message": outcome.message,
                                               "unreachable": outcome.unreachable, "report": outcome.data})
                     data = {**outcome.data, **({"unreachable": True} if outcome.unreachable else {})}
+                    self._tell("on_result", action, outcome, self.clock())
                     pending += self.feed(StepDone(action.host, action.phase, action.step.id, outcome.ok,
                                                   outcome.message, data, self.clock()))
         return self.state
@@ -139,4 +166,6 @@ class Driver:
                 self.journal.record(self.run_id, "run_end", status=action.status, data={"reason": action.reason})
             else:
                 todo.append(action)
+            if not isinstance(action, RunStep):  # a step is told when it is submitted
+                self._tell("on_action", action, self.clock())
         return todo

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +19,16 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator.adapters.extravars import extra_vars
+from orchestrator.adapters.metrics import RunMetrics
+from orchestrator.adapters.notify import Notifier
 from orchestrator.adapters.signing import SignatureError, load_key, signature_path, verify
 from orchestrator.adapters.state import state_store
 from orchestrator.app.apply import ApplyResult, Refused, apply, finished_waves, rollback
+from orchestrator.app.execute import Notify, RunObserver
 from orchestrator.cli.app import app
 from orchestrator.cli.output import Exit, OutputFormat, console, err_console, print_json
 from orchestrator.cli.plan_cmd import _parse_now
+from orchestrator.cli.progress import LiveTable, follow
 from orchestrator.loading import MAX_JSON_BYTES, read_text
 from orchestrator.planner import Plan, parse_plan
 from orchestrator.planner.errors import PlanFileError
@@ -39,6 +45,50 @@ def _progress(host: str, what: str, detail: str) -> None:
     """Live progress for people: one line per state change or step, on stderr so JSON stays clean."""
     style = STYLE.get(what, "")
     err_console.print(Text(f"{host:<16} ", style="bold") + Text(what, style=style) + Text(f"  {detail}"))
+
+
+class Watching:
+    """What follows a run besides the journal: the live table or progress lines, metrics, webhooks."""
+
+    def __init__(self) -> None:
+        self.observers: list[RunObserver] = []
+        self.notify: Notify | None = None
+        self.warnings: list[str] = []
+
+
+@contextmanager
+def watching(plan: Plan, output: OutputFormat, notify: list[str], metrics_port: int | None, metrics_addr: str,
+             metrics_file: Path | None) -> Iterator[Watching]:
+    """Set up the observers the options ask for; on the way out flush webhooks, write and stop metrics."""
+    watch = Watching()
+    with ExitStack() as stack:
+        targets = [*notify, *plan.policy.notify]
+        notifier = Notifier(targets) if targets else None
+        metrics = RunMetrics(textfile=metrics_file) if metrics_port is not None or metrics_file else None
+        if metrics is not None:
+            if metrics_port is not None:
+                port = metrics.serve(metrics_port, metrics_addr)
+                err_console.print(Text(f"metrics on http://{metrics_addr}:{port}/metrics"))
+            stack.callback(metrics.close)
+            stack.callback(lambda: metrics.write() if metrics.view.run_id else None)  # not for a refused run
+            watch.observers.append(metrics)
+        if notifier is not None:
+            watch.observers.append(notifier)
+        if output == OutputFormat.TABLE and err_console.is_terminal:
+            watch.observers.append(stack.enter_context(LiveTable()))
+        elif output == OutputFormat.TABLE:
+            watch.notify = _progress  # CI logs: one line per event
+        try:
+            yield watch
+        finally:
+            if notifier is not None:
+                notifier.close()
+                watch.warnings += [f"notification not delivered: {f}" for f in notifier.failures]
+
+
+def _warn(watch: Watching, outcome: ApplyResult | None) -> None:
+    for line in [*watch.warnings, *(outcome.observer_errors if outcome else [])]:
+        err_console.print(Text("warning: ", style="yellow") + Text(line))
 
 
 def _exit_code(outcome: ApplyResult) -> Exit:
@@ -81,6 +131,9 @@ def _extra_vars(args: list[str]) -> dict[str, Any]:
 
 
 VERIFY_ENV = "UPGRADE_VERIFY_KEY"
+NOTIFY_HELP = "POST JSON to this webhook (Slack or generic) on wave passed, rollback, quarantine, halt, done; repeat."
+PORT_HELP = "Serve Prometheus metrics on this port while the run goes (0: any free port, printed)."
+FILE_HELP = "Write Prometheus metrics here (node-exporter textfile format) after each wave and at the end (CI)."
 
 
 def load_verified(plan_path: Path, verify_key: str | None) -> Plan:
@@ -155,6 +208,10 @@ def apply_cmd(
     verify_key: str | None = typer.Option(
         None, "--verify", help="Refuse unless PLAN.sig verifies with this key (a file or env:NAME)."
     ),
+    notify: list[str] = typer.Option([], "--notify", help=NOTIFY_HELP),
+    metrics_port: int | None = typer.Option(None, "--metrics-port", min=0, max=65535, help=PORT_HELP),
+    metrics_addr: str = typer.Option("0.0.0.0", "--metrics-addr", help="Address the metrics endpoint listens on."),
+    metrics_file: Path | None = typer.Option(None, "--metrics-file", help=FILE_HELP),
 ) -> None:
     """Run waves of a plan with gates, automatic rollback and a crash-safe journal."""
     when = _parse_now(now) if now else None
@@ -163,11 +220,14 @@ def apply_cmd(
     if dry_run:
         _dry_run(plan, wave, output, state)
         raise typer.Exit(int(Exit.OK))
+    outcome: ApplyResult | None = None
     try:
         _confirm(yes, f"apply wave {wave} of {plan_path}")
-        outcome = apply(plan, plan_path, wave, inventory=inventory, facts=facts, state=state,
-                        ignore_window=ignore_window, now=when, extravars=extravars,
-                        notify=None if output == OutputFormat.JSON else _progress, parallel=parallel)
+        with watching(plan, output, notify, metrics_port, metrics_addr, metrics_file) as watch:
+            outcome = apply(plan, plan_path, wave, inventory=inventory, facts=facts, state=state,
+                            ignore_window=ignore_window, now=when, extravars=extravars, notify=watch.notify,
+                            parallel=parallel, observers=watch.observers)
+        _warn(watch, outcome)
     except Refused as exc:
         for reason in exc.reasons:
             err_console.print(Text("refused: ", style="bold red") + Text(reason))
@@ -196,6 +256,10 @@ def rollback_cmd(
     state: str | None = typer.Option(None, "--state", "--state-dir", help=STATE_HELP),
     extra_var: list[str] = typer.Option([], "-e", "--extra-var", help=EXTRA_HELP),
     verify_key: str | None = typer.Option(None, "--verify", help="Refuse unless PLAN.sig verifies with this key."),
+    notify: list[str] = typer.Option([], "--notify", help=NOTIFY_HELP),
+    metrics_port: int | None = typer.Option(None, "--metrics-port", min=0, max=65535, help=PORT_HELP),
+    metrics_addr: str = typer.Option("0.0.0.0", "--metrics-addr", help="Address the metrics endpoint listens on."),
+    metrics_file: Path | None = typer.Option(None, "--metrics-file", help=FILE_HELP),
 ) -> None:
     """Roll hosts back by hand to the stack the plan started from (drain, downgrade, verify, uncordon)."""
     plan = load_verified(plan_path, verify_key)
@@ -212,9 +276,10 @@ def rollback_cmd(
         raise Refused([f"{', '.join(unknown)}: not in {plan_path}" if unknown else "say --host, --wave or --all"])
     try:
         _confirm(yes, f"roll back {', '.join(sorted(set(chosen)))}")
-        outcome = rollback(plan, sorted(set(chosen)), inventory=inventory, state=state,
-                           extravars=_extra_vars(extra_var),
-                           notify=None if output == OutputFormat.JSON else _progress)
+        with watching(plan, output, notify, metrics_port, metrics_addr, metrics_file) as watch:
+            outcome = rollback(plan, sorted(set(chosen)), inventory=inventory, state=state,
+                               extravars=_extra_vars(extra_var), notify=watch.notify, observers=watch.observers)
+        _warn(watch, outcome)
     except Refused as exc:
         for reason in exc.reasons:
             err_console.print(Text("refused: ", style="bold red") + Text(reason))
@@ -234,11 +299,16 @@ def status_cmd(
     run: str | None = typer.Argument(None, help="Run id (default: the latest)."),
     output: OutputFormat = typer.Option(OutputFormat.TABLE, "--output"),
     state: str | None = typer.Option(None, "--state", "--state-dir", help=STATE_HELP),
+    watch: bool = typer.Option(False, "--watch", "-w", help="Follow the run live from the journal until it ends."),
+    interval: float = typer.Option(1.0, "--interval", min=0.1, help="Seconds between looks at the journal (--watch)."),
 ) -> None:
     """Show a run per wave and host from the journal: state, reason, last step."""
     store = state_store(state)
     if not store.exists():
         raise Refused([f"{store.where}: no journal yet (nothing applied here)"])
+    if watch:
+        with store.journal() as watched:
+            follow(watched, run, interval)
     with store.journal() as journal:
         record = journal.run(run) if run else journal.latest_run()
         if record is None:

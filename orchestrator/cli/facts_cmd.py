@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from orchestrator.adapters.facts import collect_live, collect_local, load_snapshot
 from orchestrator.adapters.inventory import load_inventory
 from orchestrator.cli.app import app
-from orchestrator.cli.output import Exit, OutputFormat, console, print_json
+from orchestrator.cli.output import Exit, OutputFormat, console, err_console, print_json
 from orchestrator.cli.summary import DETAILS_HELP, per_host, sample
 from orchestrator.errors import InputError
 from orchestrator.model.drift import PoolDrift, fleet_drift, value_of
@@ -51,7 +52,7 @@ def facts(
     if snapshot is not None:
         snap = _restrict(load_snapshot(snapshot), hosts)
     else:
-        snap = collect_live(inventory, hosts, limit=limit, forks=forks)
+        snap = _collect_with_progress(inventory, hosts, limit, forks)
     drift = fleet_drift(_stacks_by_pool(hosts, snap))
     if output == OutputFormat.JSON:
         data = snap.model_dump(mode="json")
@@ -61,6 +62,25 @@ def facts(
         _render_fleet(hosts, snap, drift, per_host(details, len(hosts)))
     problems = snap.unreachable or any(h.problems for h in snap.hosts) or any(d.mixed for d in drift)
     raise typer.Exit(int(Exit.WARNINGS if problems else Exit.OK))
+
+
+def _collect_with_progress(inventory: Path, hosts: list[InventoryHost], limit: str | None,
+                           forks: int) -> FactsSnapshot:
+    """Ask the hosts; on a terminal with more than one host, a progress bar on stderr counts them in."""
+    if len(hosts) < 2 or not err_console.is_terminal:
+        return collect_live(inventory, hosts, limit=limit, forks=forks)
+    columns = (TextColumn("facts"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[problems]}", markup=False))
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task("facts", total=len(hosts), problems="")
+        problems: list[str] = []
+
+        def tell(host: str, outcome: str) -> None:
+            if outcome != "ok":
+                problems.append(f"{host} {outcome}")
+            bar.update(task, advance=1, problems=", ".join(problems[-3:]))
+
+        return collect_live(inventory, hosts, limit=limit, forks=forks, on_host=tell)
 
 
 def _restrict(snap: FactsSnapshot, hosts: list[InventoryHost]) -> FactsSnapshot:

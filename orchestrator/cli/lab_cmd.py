@@ -101,33 +101,54 @@ def clear(host: str, kind: Fault | None = typer.Argument(None, help="One fault; 
 
 
 @lab_app.command("demo")
-def demo(hosts: int = typer.Option(6, "--hosts", "-n", min=1)) -> None:
-    """Bring the lab up if needed, show its facts, plan its upgrade (plans/lab.yaml), apply the canary wave."""
+def demo(hosts: int = typer.Option(6, "--hosts", "-n", min=1),
+         keep: bool = typer.Option(False, "--keep", help="Leave the lab up afterwards to explore it.")) -> None:
+    """Bring the lab up if needed, show its facts, plan its upgrade (plans/lab.yaml), apply the canary wave.
+
+    The lab goes down at the end (a lab it found up stays up), so the tests can bring up their own; --keep
+    leaves it up.
+    """
     lab = Lab()
-    if not lab.is_up():
+    started = not lab.is_up()
+    if started:
         t0 = time.monotonic()
         lab.up(hosts, DEFAULT_INVENTORY)
         _print_up(lab, time.monotonic() - t0)
+    try:
+        codes, plan_path, journal = _demo_steps(lab)
+        if keep or not started:
+            console.print(f"\nNext: `upgrade apply {plan_path} --wave next --yes --ignore-window --state-dir "
+                          f"{journal}`, `upgrade status --state-dir {journal}`, `upgrade report --state-dir "
+                          f"{journal}`, `upgrade lab fault HOST KIND` before a wave, "
+                          f"`SLURM_CONF={slurm.conf_path(lab.paths)} sinfo`, `upgrade lab down`.")
+    finally:
+        if started and not keep:
+            console.print("\n$ upgrade lab down   (`upgrade lab demo --keep` leaves it up to explore)")
+            lab.down()
+    # facts and check exit 1 on warnings (the lab starts on an end-of-life branch); plan and apply decide
+    decisive = codes[2:4]
+    raise typer.Exit(max(decisive) if decisive else 2)
+
+
+def _demo_steps(lab: Lab) -> tuple[list[int], Path, Path]:
+    """facts, check, plan, apply the canary wave, status, report: each as a user would type it."""
     st = lab.state()
     assert st is not None
     inventory = st.inventory or str(DEFAULT_INVENTORY / "hosts.yml")
     desired = Path(__file__).resolve().parents[2] / "plans" / "lab.yaml"
     plan_path = desired.with_name("lab.plan.json")
     journal = lab.paths.run / "upgrade"  # the lab's run folder: a new lab starts with a new journal
+    report = lab.paths.state / "demo-report"  # outside the run tmpfs: it stays when the lab goes down
     steps = [["facts", "-i", inventory],
              ["check", "-i", inventory, str(desired)],
              ["plan", "-i", inventory, str(desired), "-o", str(plan_path)],
              ["apply", str(plan_path), "--wave", "canary", "--yes", "--ignore-window", "--state-dir", str(journal)],
-             ["status", "--state-dir", str(journal)]]
+             ["status", "--state-dir", str(journal)],
+             ["report", "--state-dir", str(journal), "-o", str(report)]]
     codes = []
     for args in steps:
         console.print(f"\n$ upgrade {' '.join(args)}")
         codes.append(subprocess.run([sys.executable, "-m", "orchestrator", *args], check=False).returncode)
         if args[0] == "plan" and codes[-1] != 0:
             break
-    console.print(f"\nNext: `upgrade apply {plan_path} --wave next --yes --ignore-window --state-dir {journal}`, "
-                  f"`upgrade status --state-dir {journal}`, `upgrade lab fault HOST KIND` before a wave, "
-                  f"`SLURM_CONF={slurm.conf_path(lab.paths)} sinfo`, `upgrade lab down`.")
-    # facts and check exit 1 on warnings (the lab starts on an end-of-life branch); plan and apply decide
-    decisive = codes[2:4]
-    raise typer.Exit(max(decisive) if decisive else 2)
+    return codes, plan_path, journal

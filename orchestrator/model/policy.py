@@ -24,7 +24,7 @@ from enum import StrEnum
 from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, model_validator
 
 from orchestrator.model.stack import StrictModel
 
@@ -33,6 +33,7 @@ _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
 # Bounds on every number that feeds a loop or a date, so no policy can make the planner spin or overflow.
 MAX_COUNT = 1_000_000
 MAX_DURATION_S = 30 * 24 * 3600
+NOTIFY_TARGET = r"^(https?://[^\s/]+\S*|env:[A-Za-z_][A-Za-z0-9_]*)$"  # a webhook URL or env:NAME
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -287,6 +288,10 @@ class RolloutPolicy(StrictModel):
         default_factory=dict, description="component -> allow | forbid | longest time the pool may be mixed"
     )
     estimates: Estimates = Estimates()
+    notify: tuple[Annotated[str, StringConstraints(pattern=NOTIFY_TARGET)], ...] = Field(
+        default=(), description="webhooks told of waves passed, hosts rolled back or quarantined, the run's end: "
+                                "http(s) URLs, or env:NAME for one kept in the environment (webhook URLs are secrets)",
+    )
 
     @model_validator(mode="after")
     def _waves_or_growth(self) -> Self:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
+import os
 import subprocess
 from pathlib import Path
 
-import pytest
+from tests.support.tools import tool
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.skipif(shutil.which("ansible-lint") is None, reason="ansible-lint not installed (pip install -e '.[dev]')")
 def test_playbooks_are_ansible_lint_clean() -> None:
-    proc = subprocess.run(["ansible-lint", "--offline", "playbooks/"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600, check=False)
+    lint = tool("ansible-lint")
+    proc = subprocess.run([lint, "--offline", "--nocolor", "playbooks/"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, check=False, env={**os.environ, "NO_COLOR": "1"})
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.adapters.host_actions import StepOutcome
 from orchestrator.adapters.journal import Journal
 from orchestrator.app.apply import apply, rollback
 from orchestrator.model.stack import SoftwareStack
 from orchestrator.planner import Plan, load_plan
 from orchestrator.planner.model import Step, StepKind
+from orchestrator.ports import StepOutcome
 
 ROOT = Path(__file__).resolve().parents[2]
 FACTS = ROOT / "inventories" / "example" / "facts.json"

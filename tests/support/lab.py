@@ -25,8 +25,14 @@ def _why_not() -> str | None:
     missing = [b for b in ("unshare", "nsenter", "debootstrap", "dpkg-deb", "ssh", "ansible") if not shutil.which(b)]
     if missing:
         return f"missing tools: {', '.join(missing)} (run .ci/run, which installs them)"
-    if Lab().is_up():
-        return "a lab is already up (run `upgrade lab down` before the lab tests)"
+    return None
+
+
+def lab_in_the_way() -> str | None:
+    """Why the lab tests cannot start here although this machine could run them: a lab is already up."""
+    if _why_not() is None and Lab().is_up():
+        return ("a lab is already up (left by `upgrade lab demo --keep` or `upgrade lab up`): the lab tests bring "
+                "up their own; run `upgrade lab down`, then the tests again")
     return None
 
 
@@ -56,7 +62,7 @@ class LabHandle:
 
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
-    reason = _why_not()
+    reason = _why_not() or lab_in_the_way()
     if reason:
         pytest.skip(reason)
     the_lab = Lab()

@@ -29,7 +29,11 @@ ansible_facts:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.gpu_stack_collector import collect
+
+try:  # from the installed collection gpu_fleet.upgrade (plugins/module_utils)
+    from ansible_collections.gpu_fleet.upgrade.plugins.module_utils.gpu_stack_collector import collect
+except ImportError:  # from playbooks/, as the upgrade CLI runs it (the role's own module_utils)
+    from ansible.module_utils.gpu_stack_collector import collect
 
 
 def main():

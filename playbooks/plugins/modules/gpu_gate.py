@@ -1,0 +1,1 @@
+../../roles/gpu_gates/library/gpu_gate.py

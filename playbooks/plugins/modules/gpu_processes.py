@@ -1,0 +1,1 @@
+../../roles/gpu_drain/library/gpu_processes.py
