@@ -61,7 +61,9 @@ def test_held_package_refuses_upgrade_and_downgrade_works(lab: LabHandle) -> Non
 
 def test_driver_change_mismatch_until_reboot(lab: LabHandle) -> None:
     host = "gpu-h100-03"
-    r = lab.ssh(host, "apt-get install -y -qq --allow-change-held-packages nvidia-driver-580-open=580.95.05-0ubuntu1 "
+    # the branch change removes the held 535 packages: release their holds first, as the roles do
+    r = lab.ssh(host, "apt-mark unhold nvidia-driver-535 nvidia-fabricmanager-535 >/dev/null && "
+                      "apt-get install -y -qq nvidia-driver-580-open=580.95.05-0ubuntu1 "
                       "nvidia-fabricmanager-580=580.95.05-1")
     assert r.returncode == 0, r.stderr
     assert version(lab, host, "nvidia-driver-535") == ""  # the branches conflict: 535 was removed
