@@ -36,6 +36,18 @@ def _journal(state: Path) -> dict[str, tuple[str, str]]:
     return {h: (s, r) for h, s, r in rows}
 
 
+def _ssh_down_when_drained(lab: LabHandle, tmp_path: Path, host: str, seconds: float) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            if _journal(tmp_path / "state").get(host, ("", ""))[0] == "drained":
+                lab.lab.inject(host, Fault.SSH_DOWN, seconds=seconds)
+                return
+        except sqlite3.Error:
+            pass  # the journal does not exist yet
+        time.sleep(0.3)
+
+
 def _check_stacks(lab: LabHandle, states: dict[str, str]) -> None:
     facts = live_facts(lab)
     for host, state in states.items():
@@ -55,9 +67,12 @@ def test_campaign_install_failure_and_ssh_blip_in_the_canary_diag_and_long_outag
     diag_fails, outage = later[0], later[1]
     fresh.lab.inject(install_fails, Fault.INSTALL_FAILS, packages=("nvidia-driver-580-open",))
     fresh.lab.inject(diag_fails, Fault.DIAG_FAILS)
-    fresh.lab.inject(blip, Fault.SSH_DOWN, seconds=8)  # shorter than the 30 s retry budget: retried, not failed
-
+    # SSH drops once the host is drained, shorter than the 30 s retry budget: retried, not failed
+    # (before the run, the preflight would refuse a host it cannot reach, which is a different fault)
+    watcher = threading.Thread(target=_ssh_down_when_drained, args=(fresh, tmp_path, blip, 8), daemon=True)
+    watcher.start()
     code, canary = apply(plan_path, tmp_path, "canary")
+    watcher.join(timeout=5)
     assert code == 1, canary  # one host rolled back, within the budget
     assert canary["hosts"][install_fails]["state"] == "rolled_back"
     assert "nvidia-driver-580-open" in canary["hosts"][install_fails]["reason"]
@@ -66,15 +81,7 @@ def test_campaign_install_failure_and_ssh_blip_in_the_canary_diag_and_long_outag
     assert node_state(fresh, install_fails) == "idle" and node_state(fresh, blip) == "idle"
 
     # the later wave: SSH goes down for longer than the retry budget once the host is drained
-    def take_ssh_down() -> None:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if _journal(tmp_path / "state").get(outage, ("", ""))[0] == "drained":
-                fresh.lab.inject(outage, Fault.SSH_DOWN, seconds=90)
-                return
-            time.sleep(0.3)
-
-    watcher = threading.Thread(target=take_ssh_down, daemon=True)
+    watcher = threading.Thread(target=_ssh_down_when_drained, args=(fresh, tmp_path, outage, 90), daemon=True)
     watcher.start()
     code, rest = apply(plan_path, tmp_path, "next")
     watcher.join(timeout=5)
