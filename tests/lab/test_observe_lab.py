@@ -74,7 +74,7 @@ def test_a_canary_wave_is_notified_measured_watched_and_reported(fresh: LabHandl
     # the endpoint answered while the run went (scraped above); the textfile holds its end
     assert scraped
     end = samples(prom.read_text())
-    pool = next(h["pool"] for h in plan["hosts"] if h["name"] == victim)
+    pool = next(plan["classes"][row[2]]["pool"] for row in plan["rows"] if row[0] == victim)
     assert end[("gpu_upgrade_hosts", frozenset({"state": "rolled_back", "pool": pool, "wave": "canary"}.items()))] == 1
     assert end[("gpu_upgrade_host_rollbacks_total",
                 frozenset({"pool": pool, "wave": "canary", "outcome": "rolled_back"}.items()))] == 1
