@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Literal
 
 from orchestrator.model.stack import SoftwareStack
@@ -138,8 +139,9 @@ class RunContext:
     # hosts an earlier run of the plan left out of service (quarantined): they still hold slots
     held_earlier: frozenset[str] = frozenset()
 
-    @property
+    @cached_property
     def limits(self) -> dict[str, PoolLimits]:
+        """Each pool's limits as the plan resolved them; computed once per run, not at every admission."""
         return {p.name: PoolLimits(p.hosts, p.max_unavailable, len(p.out_of_service), dict(p.max_per_domain))
                 for p in self.plan.pools}
 
