@@ -190,8 +190,7 @@ def test_signed_plans_verify_and_an_edited_re_hashed_plan_is_refused(tmp_path: P
     # an attacker deletes the gates and re-hashes: the hash is fine, the signature is not
     from orchestrator.planner.artifact import plan_text
     data = json.loads(out.read_text())
-    for cls in data["classes"]:
-        cls["steps"] = [s for s in cls.get("steps", []) if s["kind"] != "gate"]
+    data["step_lists"] = [[s for s in steps if s["kind"] != "gate"] for steps in data["step_lists"]]
     out.write_text(plan_text(data))
     refused = upgrade("apply", str(out), "--verify", verify_key, "--dry-run", env=env)
     assert refused.returncode == 2

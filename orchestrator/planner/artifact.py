@@ -1,4 +1,4 @@
-"""The plan file: JSON with one key (or one host, class, wave) a line, its own sha256, and a loader that refuses edits.
+"""The plan file: JSON with one key (or host, class, wave, shared list) a line, its sha256, a loader refusing edits.
 
 The first line holds ``plan_hash``: the sha256 of the bytes that follow it, exactly as written. The plan is
 serialised once, when it is sealed; ``plan_json`` returns that text. Fingerprints hash parsed inputs, not file
@@ -73,7 +73,8 @@ def fingerprints(
 
 
 _FIRST = re.compile(r'^\{"plan_hash": "([0-9a-f]*)",$')
-_LISTS = ("classes", "rows", "waves", "pools", "excluded", "warnings")
+_LISTS = ("step_lists", "classes", "domain_sets", "rows", "waves", "pools", "excluded", "warnings")
+_SHARED = ("steps", "rollback")  # a class's step lists, kept once in ``step_lists`` and named by index
 
 
 def _compact(value: Any) -> str:
@@ -106,12 +107,72 @@ def plan_text(data: dict[str, Any]) -> str:
     return f'{{"plan_hash": "{_digest(body)}",\n{body}'
 
 
+def _pack(plan: Plan) -> tuple[dict[str, Any], list[Any]]:
+    """The file's data: step lists and domain sets that many classes and hosts share are written once.
+
+    A class's ``steps`` and ``rollback`` become indexes into ``step_lists``; a row's domains an index into
+    ``domain_sets`` (hosts of one rack and switch share them). At 10,000 hosts this is what keeps the file
+    under 100 bytes a host: pools of one GPU model plan the same steps, racks hold many hosts.
+    """
+    data = plan.model_dump(mode="json", exclude={"rows", "classes"})
+    step_lists: dict[str, int] = {}
+    lists: list[Any] = []
+    classes = []
+    for cls in plan.classes:
+        # classes leave out what their defaults say (nulls, empty lists): the loader puts them back
+        dumped = cls.model_dump(mode="json", exclude_defaults=True)
+        for key in _SHARED:
+            if key in dumped:
+                text = _compact(dumped[key])
+                if text not in step_lists:
+                    step_lists[text] = len(lists)
+                    lists.append(dumped[key])
+                dumped[key] = step_lists[text]
+        classes.append(dumped)
+    domain_sets: dict[tuple[tuple[str, str], ...], int] = {}
+    sets: list[Any] = []
+    rows = []
+    for row in plan.rows:
+        domains = tuple(sorted(row.domains.items()))
+        if domains not in domain_sets:
+            domain_sets[domains] = len(sets)
+            sets.append(dict(domains))
+        rows.append((row.name, row.wave, row.cls, domain_sets[domains]))
+    packed: dict[str, Any] = {}
+    for name in Plan.model_fields:
+        if name == "classes":
+            packed["step_lists"] = lists
+            packed["classes"] = classes
+        elif name == "rows":
+            packed["domain_sets"] = sets
+            packed["rows"] = None
+        else:
+            packed[name] = data[name]
+    return packed, rows
+
+
+def _unpack(data: dict[str, Any], where: str) -> None:
+    """The loader's inverse of :func:`_pack`, in place; an index out of range is a malformed plan."""
+    lists, sets = data.pop("step_lists", None), data.pop("domain_sets", None)
+
+    def at(table: Any, index: int) -> Any:
+        if not isinstance(table, list) or not 0 <= index < len(table):
+            raise PlanFileError(where, "not a valid plan: a class or host names a shared list the plan does not have")
+        return table[index]
+
+    for cls in data.get("classes") or ():
+        for key in _SHARED:
+            if isinstance(cls, dict) and isinstance(cls.get(key), int):
+                cls[key] = at(lists, cls[key])
+    for row in data.get("rows") or ():
+        if isinstance(row, list) and len(row) == 4 and isinstance(row[3], int):
+            row[3] = at(sets, row[3])
+
+
 def seal(plan: Plan) -> Plan:
     """The plan with ``plan_hash`` set to the sha256 of its file text; the text is kept for ``plan_json``."""
-    data = plan.model_dump(mode="json", exclude={"rows", "classes"})
-    # classes leave out what their defaults say (nulls, empty lists): the loader puts them back
-    data["classes"] = [c.model_dump(mode="json", exclude_defaults=True) for c in plan.classes]
-    body = _body({k: (None if k == "rows" else data[k]) for k in Plan.model_fields}, rows=plan.rows)
+    packed, rows = _pack(plan)
+    body = _body(packed, rows=rows)
     digest = _digest(body)
     sealed = plan.model_copy(update={"plan_hash": digest})
     sealed._text = f'{{"plan_hash": "{digest}",\n{body}'
@@ -142,6 +203,7 @@ def parse_plan(text: str, where: str) -> Plan:
     data = parse_json(text, where, PlanFileError)
     if not isinstance(data, dict):
         raise PlanFileError(where, "not a plan (no plan_hash)")
+    _unpack(data, where)
     plan = validate(Plan, data, where, PlanFileError, prefix="not a valid plan: ")
     plan._text = text
     return plan

@@ -57,6 +57,32 @@ def test_load_plan_refuses_an_edited_plan(tmp_path: Path) -> None:
     assert "\n" not in str(info.value)
 
 
+def test_shared_step_lists_and_domain_sets_are_written_once_and_read_back(tmp_path: Path) -> None:
+    text = _plan_text()
+    data = json.loads(text)
+    plan = parse_plan(text, "<test>")
+    # every class's steps and rollback name a shared list; equal lists are one entry
+    named = [c[k] for c in data["classes"] for k in ("steps", "rollback") if k in c]
+    assert named and all(isinstance(i, int) for i in named)
+    assert len(data["step_lists"]) == len({json.dumps(s) for s in data["step_lists"]})
+    assert len(data["domain_sets"]) < len(data["rows"])  # hosts of one rack share their domains
+    for row in plan.rows:  # read back: the loaded plan has every host's own domains and its class's steps
+        assert row.domains == data["domain_sets"][next(r for r in data["rows"] if r[0] == row.name)[3]]
+    for cls, dumped in zip(plan.classes, data["classes"], strict=True):
+        if "steps" in dumped:
+            assert [s.id for s in cls.steps] == [s["id"] for s in data["step_lists"][dumped["steps"]]]
+
+
+def test_a_shared_index_out_of_range_is_refused_in_one_line(tmp_path: Path) -> None:
+    data = json.loads(_plan_text())
+    data["rows"][0][3] = len(data["domain_sets"]) + 5
+    path = tmp_path / "p.plan.json"
+    path.write_text(plan_text(data))  # re-hashed: the hash is fine, the content is not
+    with pytest.raises(PlanFileError, match="names a shared list the plan does not have") as info:
+        load_plan(path)
+    assert "\n" not in str(info.value)
+
+
 @pytest.mark.parametrize(("text", "problem"), [("{", "not JSON"), ("[]", "not a plan"), (None, "cannot read")])
 def test_load_plan_refuses_other_files(tmp_path: Path, text: str | None, problem: str) -> None:
     path = tmp_path / "x.json"
