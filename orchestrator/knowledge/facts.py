@@ -256,8 +256,24 @@ class CudnnRelease(Sourced):
 
 
 class NcclRelease(Sourced):
+    """An NCCL release: its CUDA builds (``+cuda12.9``) and/or the CUDA majors its notes say it supports
+    ("This NCCL release supports CUDA 12.x and CUDA 13.x")."""
+
     version: NcclVersion
-    cuda_builds: tuple[CudaVersion, ...]
+    cuda_builds: tuple[CudaVersion, ...] = ()
+    cuda_majors: tuple[int, ...] = ()
+
+    def majors(self) -> set[int]:
+        return {b.major for b in self.cuda_builds} | set(self.cuda_majors)
+
+    @model_validator(mode="after")
+    def _says_cuda(self) -> Self:
+        if not self.cuda_builds and not self.cuda_majors:
+            raise ValueError(f"NCCL {self.version}: give cuda_builds or cuda_majors")
+        return self
+
+    def describe(self) -> list[str]:
+        return [str(b) for b in self.cuda_builds] + [f"{m}.x" for m in self.cuda_majors]
 
 
 class FrameworkBuild(Sourced):

@@ -96,12 +96,13 @@ def nccl(k: Knowledge, hw: Hardware, s: SoftwareStack, ctx: CheckContext) -> Ite
             )
         return
     rels, judged = facts_for(k.libraries.nccl, s.nccl, lambda r: r.version == s.nccl)
-    if rels and all(all(b.major != s.cuda.major for b in r.cuda_builds) for r in rels):
-        builds = ", ".join(sorted({str(b) for r in rels for b in r.cuda_builds}, key=CudaVersion))
+    if rels and all(s.cuda.major not in r.majors() for r in rels):
+        said = {d for r in rels for d in r.describe()}
+        builds = ", ".join(sorted(said, key=lambda d: CudaVersion(d.replace("x", "0"))))
         yield Violation(
             rule="nccl-cuda-mismatch",
             severity=E,
             source=rels[0].source,
-            message=f"NCCL {s.nccl} has builds for CUDA {builds}, none for CUDA {s.cuda}{judged}",
+            message=f"NCCL {s.nccl} is built for CUDA {builds}, not for CUDA {s.cuda}{judged}",
             fix="pick an NCCL release with a build for this CUDA major",
         )
