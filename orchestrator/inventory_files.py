@@ -6,12 +6,14 @@ variable and merge duplicate keys with a warning; here each of those is one line
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from pathlib import Path
 
+from orchestrator.adapters.inventory_cache import cache_dir
 from orchestrator.errors import InventoryError
-from orchestrator.loading import MAX_YAML_BYTES, decode, parse_yaml, read_bytes
+from orchestrator.loading import MAX_DEPTH, MAX_INT, MAX_NODES, MAX_YAML_BYTES, decode, parse_yaml, read_bytes
 
 MAX_FILES = 10_000
 MAX_LEVELS = 16
@@ -77,7 +79,7 @@ def _check_file(root: Path, file: Path, in_vars: bool) -> int:
         return len(data)  # a dynamic inventory script: Ansible runs it, its output is checked after
     text = decode(data, str(file), InventoryError, "inventory file")
     if in_vars or file.suffix in _YAML or _looks_like_yaml(text):
-        parse_yaml(text, str(file), InventoryError)
+        _parse_once(data, text, file)
     return len(data)
 
 
@@ -89,3 +91,20 @@ def _looks_like_yaml(text: str) -> bool:
             continue
         return not stripped.startswith("[") and stripped.endswith(":")
     return False
+
+
+# What a file passed, by its content: a 10,000-host inventory takes seconds to walk, and is re-read by every command.
+_CHECK_VERSION = f"yaml-bounds-1:{MAX_DEPTH}:{MAX_NODES}:{MAX_INT}:{MAX_YAML_BYTES}".encode()
+
+
+def _parse_once(data: bytes, text: str, file: Path) -> None:
+    """parse_yaml's checks, skipped for content that passed them before (a marker named by its sha256)."""
+    marker = cache_dir() / "checked" / hashlib.sha256(_CHECK_VERSION + b"\0" + data).hexdigest()
+    if marker.exists():
+        return
+    parse_yaml(text, str(file), InventoryError)
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError:
+        return  # a cache that cannot be written is skipped, never an error

@@ -14,7 +14,7 @@ from typing import Any
 from orchestrator.adapters.ansible import HostStatus, PlaybookResult, run_playbook
 from orchestrator.errors import FactsError
 from orchestrator.hostside.collector import CommandResult, collect
-from orchestrator.loading import load_json_file, validate
+from orchestrator.loading import MAX_JSON_BYTES, parse_json, read_text, validate_text
 from orchestrator.model.facts import FactsSnapshot, HostFacts, UnreachableHost, parse_host_facts
 from orchestrator.model.inventory import InventoryHost
 
@@ -125,8 +125,9 @@ def snapshot_from_run(inventory: str, expected: list[str], result: PlaybookResul
 def load_snapshot(path: str | Path) -> FactsSnapshot:
     """Read a snapshot written by ``upgrade facts --output json``; any problem names the file."""
     where = str(path)
-    data = load_json_file(path, FactsError, "facts snapshot")
-    snapshot = validate(FactsSnapshot, data, where, FactsError, prefix="not a facts snapshot: ")
+    text = read_text(path, FactsError, "facts snapshot", limit=MAX_JSON_BYTES)
+    parse_json(text, where, FactsError)  # the bounds every input keeps (duplicate keys, depth, numbers)
+    snapshot = validate_text(FactsSnapshot, text, where, FactsError, prefix="not a facts snapshot: ")
     for host in snapshot.hosts:  # versions and GPU names parse, so later steps cannot fail without naming the file
         try:
             host.stack()
