@@ -82,11 +82,12 @@ def with_ansible(lab: Lab, tmp: Path, plan: dict[str, object]) -> float:
         for pool, members in sorted(by_pool.items()):
             flavor = DESIRED["pools"][pool]["target"]["kernel_module"]  # type: ignore[index]
             run_playbook("upgrade_host.yml", inventory, limit=",".join(members), forks=len(members),
-                         extravars={"upgrade_component": "driver", "upgrade_version": DRIVER,
-                                    "upgrade_kernel_module": flavor, "upgrade_reboot": True})
+                         extravars={"upgrade_host_component": "driver", "upgrade_host_version": DRIVER,
+                                    "upgrade_host_kernel_module": flavor, "upgrade_host_reboot": True})
             if pool == "training":
                 run_playbook("upgrade_host.yml", inventory, limit=",".join(members), forks=len(members),
-                             extravars={"upgrade_component": "fabric_manager", "upgrade_version": FABRIC_MANAGER})
+                             extravars={"upgrade_host_component": "fabric_manager",
+                                        "upgrade_host_version": FABRIC_MANAGER})
         run_playbook("gate.yml", inventory, limit=limit, forks=len(batch), extravars={"gate_level": 1})
         run_playbook("uncordon.yml", inventory, limit=limit, forks=len(batch))
     return time.monotonic() - start

@@ -76,7 +76,8 @@ def test_every_upgrade_step_names_its_playbook_package_and_build() -> None:
         for step in host.steps:
             if step.kind == StepKind.CHANGE:
                 assert step.playbook == "upgrade_host.yml" and step.package and step.build
-                assert step.vars["upgrade_version"] == step.build and step.vars["upgrade_package"] == step.package
+                assert step.vars["upgrade_host_version"] == step.build
+                assert step.vars["upgrade_host_package"] == step.package
             else:
                 assert step.playbook in ("facts.yml", "drain.yml", "reboot.yml", "gate.yml", "uncordon.yml")
         assert host.rollback and host.rollback[-1].kind == StepKind.UNCORDON
@@ -112,12 +113,12 @@ def test_every_grammar_refuses_hostile_text(bad: str) -> None:
     assert not is_build("580.95.05-1" + bad)
     assert check_node_name(bad, "slurm") is not None
     assert check_node_name(bad, "kubernetes") is not None
-    assert check_var("upgrade_version", "1.0-1" + bad) is not None
-    assert check_var("upgrade_package", "libnccl2" + bad) is not None
+    assert check_var("upgrade_host_version", "1.0-1" + bad) is not None
+    assert check_var("upgrade_host_package", "libnccl2" + bad) is not None
     assert check_var("drain_reason", "gpu-fleet-upgrade " + bad) is not None
     with pytest.raises(ValueError, match=r"grammar|package name|not a package version"):
         Step(id="03-nccl", kind=StepKind.CHANGE, estimate_s=1, playbook="upgrade_host.yml",
-             vars={"upgrade_version": "2.28.9-1" + bad})
+             vars={"upgrade_host_version": "2.28.9-1" + bad})
 
 
 def test_plain_names_pass_the_grammars() -> None:

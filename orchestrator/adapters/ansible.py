@@ -83,6 +83,15 @@ def playbooks_dir() -> Path:
     raise AnsibleError(f"playbooks not found (looked in {', '.join(str(c) for c in candidates)})")
 
 
+def collections_path(where: Path, playbooks: Path) -> Path:
+    """A collections folder in ``where`` whose ``gpu_fleet.upgrade`` is ``playbooks``: the entry playbooks use the
+    roles and modules by FQCN, so the CLI runs this checkout's collection, never a copy installed elsewhere."""
+    link = where / "ansible_collections" / "gpu_fleet" / "upgrade"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(playbooks.resolve(), target_is_directory=True)
+    return where
+
+
 def list_inventory(path: str | Path, limit: str | None = None) -> dict[str, Any]:
     """``ansible-inventory --list``: Ansible's own parsing of INI, YAML, plugin and script inventories.
 
@@ -231,7 +240,8 @@ def run_playbook(
     state: Path | None = None,
 ) -> PlaybookResult:
     """Run ``playbooks/<playbook>`` against the inventory and return typed per-host results."""
-    play_path = playbooks_dir() / playbook
+    playbooks = playbooks_dir()
+    play_path = playbooks / playbook
     if not play_path.is_file():
         raise AnsibleError(f"playbook {play_path} not found")
     root = runner_root(state).absolute()  # ansible-runner works in the folder: every path must be absolute
@@ -244,6 +254,7 @@ def run_playbook(
     tmp = tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=root)
     tasks: list[TaskResult] = []
     vars_file = Path(tmp) / "extravars.yml"
+    collections = collections_path(Path(tmp) / "collections", playbooks)
     with os.fdopen(os.open(vars_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as fh:
         fh.write(unsafe_vars_yaml(dict(extravars or {})))
 
@@ -269,7 +280,9 @@ def run_playbook(
             # SSH reconnects with Ansible's own backoff before a host counts as unreachable
             envvars={"ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "False", "ANSIBLE_SSH_RETRIES": "3",
                      "ANSIBLE_HOST_KEY_CHECKING": "True",  # one transport, host keys verified
-                     "ANSIBLE_LOCAL_TEMP": str(Path(tmp) / "tmp")},
+                     "ANSIBLE_LOCAL_TEMP": str(Path(tmp) / "tmp"),
+                     # only this checkout's gpu_fleet.upgrade: the roles use nothing beyond ansible.builtin
+                     "ANSIBLE_COLLECTIONS_PATH": str(collections)},
         )
     except Exception as exc:  # ansible-runner raises plain exceptions for configuration problems
         shutil.rmtree(tmp, ignore_errors=True)

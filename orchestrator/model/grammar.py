@@ -26,19 +26,19 @@ FLAVOR = frozenset({"open", "proprietary", "auto"})
 
 # Playbook variables of a plan step and the grammar each value must follow.
 _VAR_GRAMMAR: dict[str, re.Pattern[str] | frozenset[str]] = {
-    "upgrade_component": re.compile(r"^[a-z_]{1,32}$"),
-    "upgrade_version": BUILD,
-    "upgrade_package": PACKAGE,
-    "upgrade_kernel_module": FLAVOR,
-    "upgrade_cudnn_cuda_major": re.compile(r"^[0-9]{1,3}$"),
-    "driver_fabric_manager_version": BUILD,
+    "upgrade_host_component": re.compile(r"^[a-z_]{1,32}$"),
+    "upgrade_host_version": BUILD,
+    "upgrade_host_package": PACKAGE,
+    "upgrade_host_kernel_module": FLAVOR,
+    "upgrade_host_cudnn_cuda_major": re.compile(r"^[0-9]{1,3}$"),
+    "upgrade_driver_fabric_manager_version": BUILD,
     "drain_reason": TEXT,
     "gate_expect_driver": re.compile(r"^(?:[0-9]+(?:\.[0-9]+){0,3})?$"),
     "reboot_expect_driver": UPSTREAM,
     "reboot_expect_flavor": FLAVOR,
 }
 _NUMERIC_VARS = frozenset({"drain_timeout_s", "gate_level"})
-_BOOL_VARS = frozenset({"upgrade_reboot", "fabric_manager_start", "gpu_package_hold"})
+_BOOL_VARS = frozenset({"upgrade_host_reboot", "upgrade_fabric_manager_start", "upgrade_package_hold"})
 
 
 def is_build(text: str) -> bool:

@@ -139,20 +139,21 @@ def _playbook(step: Step, pin: Pinning, reboot_later: bool, problems: list[str])
     package, version = build
     if not version:  # not offered: the host is excluded (upgrade) or its rollback fails at once (rollback)
         return {"package": package, "build": None, "playbook": None, "vars": {}}
-    variables: dict[str, VarValue] = {"upgrade_component": step.component, "upgrade_version": version,
-                                      "upgrade_package": package, "upgrade_reboot": False}
+    variables: dict[str, VarValue] = {"upgrade_host_component": step.component, "upgrade_host_version": version,
+                                      "upgrade_host_package": package, "upgrade_host_reboot": False}
     if step.component == "driver":
-        variables["upgrade_kernel_module"] = str(stack.kernel_module or "auto")
+        variables["upgrade_host_kernel_module"] = str(stack.kernel_module or "auto")
         if pin.host.nvswitch and stack.fabric_manager is not None:
             fm = _build("fabric_manager", pin, problems)
             if fm is not None and fm[1]:
-                variables["driver_fabric_manager_version"] = fm[1]
+                variables["upgrade_driver_fabric_manager_version"] = fm[1]
     if step.component == "cudnn":
-        variables["upgrade_cudnn_cuda_major"] = str(cudnn_cuda_major(stack))
+        variables["upgrade_host_cudnn_cuda_major"] = str(cudnn_cuda_major(stack))
     if step.component == "fabric_manager":
-        variables["fabric_manager_start"] = not reboot_later
+        variables["upgrade_fabric_manager_start"] = not reboot_later
     if pin.prefer_installed:  # a rollback step: the package's pinning goes back to what it was before
-        variables["gpu_package_hold"] = package in pin.host.packages.held or package not in pin.host.packages.installed
+        held = pin.host.packages.held
+        variables["upgrade_package_hold"] = package in held or package not in pin.host.packages.installed
     return {"package": package, "build": version, "playbook": "upgrade_host.yml", "vars": variables}
 
 

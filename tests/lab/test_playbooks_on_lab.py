@@ -36,7 +36,7 @@ def selections(lab: LabHandle, host: str) -> dict[str, str]:
 
 def test_upgrade_and_rollback_a_library(lab: LabHandle) -> None:
     host = "gpu-a100-01"
-    up = play(lab, "upgrade_host.yml", host, upgrade_component="nccl", upgrade_version="2.21.5-1+cuda12.4")
+    up = play(lab, "upgrade_host.yml", host, upgrade_host_component="nccl", upgrade_host_version="2.21.5-1+cuda12.4")
     assert up.status == "successful", up.host_messages(host)
     report = stats(up, host, "gpu_upgrade")
     assert report is not None
@@ -48,10 +48,10 @@ def test_upgrade_and_rollback_a_library(lab: LabHandle) -> None:
     assert recorded["libnccl2"] == "2.21.5-1+cuda12.4" and recorded["nvidia-driver-535"] == "535.183.01-0ubuntu1"
     assert '"linux-";' in lab.ssh(host, "cat /etc/apt/apt.conf.d/51gpu-fleet-upgrade").stdout
 
-    again = play(lab, "upgrade_host.yml", host, upgrade_component="nccl", upgrade_version="2.21.5-1+cuda12.4")
+    again = play(lab, "upgrade_host.yml", host, upgrade_host_component="nccl", upgrade_host_version="2.21.5-1+cuda12.4")
     assert again.status == "successful" and changed(again) == []
 
-    back = play(lab, "upgrade_host.yml", host, upgrade_component="nccl", upgrade_version="2.18.5-1+cuda12.2")
+    back = play(lab, "upgrade_host.yml", host, upgrade_host_component="nccl", upgrade_host_version="2.18.5-1+cuda12.2")
     assert back.status == "successful", back.host_messages(host)
     report = stats(back, host, "gpu_upgrade")
     assert report is not None and report["direction"] == "upgrade"  # a rollback step is upgrade_host.yml downwards
@@ -62,11 +62,12 @@ def test_upgrade_and_rollback_a_library(lab: LabHandle) -> None:
 
 def test_bad_extra_vars_and_a_failed_install_are_results(lab: LabHandle) -> None:
     host = "gpu-a100-01"
-    missing = play(lab, "upgrade_host.yml", host, upgrade_component="nccl")
-    assert missing.status == "failed" and "upgrade_version" in " ".join(missing.host_messages(host))
+    missing = play(lab, "upgrade_host.yml", host, upgrade_host_component="nccl")
+    assert missing.status == "failed" and "upgrade_host_version" in " ".join(missing.host_messages(host))
     lab.lab.inject(host, Fault.INSTALL_FAILS, packages=("nvidia-container-toolkit",))
     try:
-        bad = play(lab, "upgrade_host.yml", host, upgrade_component="container_toolkit", upgrade_version="1.17.8-1")
+        bad = play(lab, "upgrade_host.yml", host, upgrade_host_component="container_toolkit",
+                   upgrade_host_version="1.17.8-1")
         assert bad.status == "failed"
         assert stats(bad, host, "gpu_upgrade") is None
         assert lab.ssh(host, "dpkg-query -W -f '${Version}' nvidia-container-toolkit").stdout == "1.14.6-1"
@@ -77,8 +78,8 @@ def test_bad_extra_vars_and_a_failed_install_are_results(lab: LabHandle) -> None
 def test_driver_upgrade_reboots_verifies_and_rolls_back(lab: LabHandle) -> None:
     host = "gpu-h100-01"
     boot = lab.boot_id(host)
-    up = play(lab, "upgrade_host.yml", host, upgrade_component="driver", upgrade_version="580.95.05-0ubuntu1",
-              upgrade_kernel_module="open")
+    up = play(lab, "upgrade_host.yml", host, upgrade_host_component="driver",
+           upgrade_host_version="580.95.05-0ubuntu1", upgrade_host_kernel_module="open")
     assert up.status == "successful", up.host_messages(host)
     report = stats(up, host, "gpu_upgrade")
     assert report is not None
@@ -98,12 +99,12 @@ def test_driver_upgrade_reboots_verifies_and_rolls_back(lab: LabHandle) -> None:
     assert len(result.health) == 8 and result.health[0].clock_event_reasons == ["gpu_idle"]
 
     boot = lab.boot_id(host)
-    again = play(lab, "upgrade_host.yml", host, upgrade_component="driver", upgrade_version="580.95.05-0ubuntu1",
-                 upgrade_kernel_module="open")
+    again = play(lab, "upgrade_host.yml", host, upgrade_host_component="driver",
+              upgrade_host_version="580.95.05-0ubuntu1", upgrade_host_kernel_module="open")
     assert again.status == "successful" and changed(again) == [] and lab.boot_id(host) == boot
 
-    back = play(lab, "upgrade_host.yml", host, upgrade_component="driver", upgrade_version="535.183.01-0ubuntu1",
-                upgrade_kernel_module="proprietary")
+    back = play(lab, "upgrade_host.yml", host, upgrade_host_component="driver",
+             upgrade_host_version="535.183.01-0ubuntu1", upgrade_host_kernel_module="proprietary")
     assert back.status == "successful", back.host_messages(host)
     smi = lab.ssh(host, "nvidia-smi --query-gpu=driver_version --format=csv,noheader")
     assert smi.stdout.split()[0] == "535.183.01"

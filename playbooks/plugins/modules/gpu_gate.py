@@ -1,1 +1,0 @@
-../../roles/gpu_gates/library/gpu_gate.py

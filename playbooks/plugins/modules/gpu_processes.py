@@ -1,1 +1,0 @@
-../../roles/gpu_drain/library/gpu_processes.py

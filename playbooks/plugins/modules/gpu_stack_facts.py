@@ -1,1 +1,0 @@
-../../roles/gpu_facts/library/gpu_stack_facts.py

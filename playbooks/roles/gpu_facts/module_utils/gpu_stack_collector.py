@@ -1,1 +1,0 @@
-../../../../orchestrator/hostside/collector.py

@@ -1,1 +1,0 @@
-../../../../orchestrator/hostside/gate_parsers.py
