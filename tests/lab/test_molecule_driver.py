@@ -16,7 +16,7 @@ from tests.support.lab import LabHandle
 from tests.support.tools import tool
 
 pytestmark = pytest.mark.lab
-ROLE = Path(__file__).resolve().parents[2] / "playbooks" / "roles" / "driver"
+ROLE = Path(__file__).resolve().parents[2] / "playbooks" / "roles" / "upgrade_driver"
 
 
 @pytest.mark.parametrize("scenario", ["default", "rollback"])
