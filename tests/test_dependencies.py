@@ -31,14 +31,35 @@ def imported_modules() -> dict[str, set[str]]:
     return found
 
 
-def test_every_runtime_import_is_a_declared_dependency() -> None:
-    declared = {_name(r) for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
-    providers = importlib.metadata.packages_distributions()
+def declared() -> set[str]:
+    return {_name(r) for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
+
+
+def undeclared(found: dict[str, set[str]], names: set[str], providers: dict[str, list[str]]) -> list[str]:
+    """The imported third-party modules that no declared distribution provides, with one file importing each."""
     missing = []
-    for module, files in sorted(imported_modules().items()):
+    for module, files in sorted(found.items()):
         if module in sys.stdlib_module_names or module == "orchestrator":
             continue
         dists = {d.lower().replace("_", "-") for d in providers.get(module, [])}
-        if not dists & declared:
+        if not dists & names:
             missing.append(f"{module} ({', '.join(sorted(dists)) or 'not installed'}) imported by {sorted(files)[0]}")
-    assert missing == []
+    return missing
+
+
+def test_every_runtime_import_is_a_declared_dependency() -> None:
+    found = imported_modules()
+    # the scan sees the package's real imports, the lab's cryptography and the journal's psycopg among them
+    assert {"ansible_runner", "pydantic", "yaml", "cryptography", "psycopg", "prometheus_client"} <= set(found)
+    assert undeclared(found, declared(), importlib.metadata.packages_distributions()) == []
+
+
+def test_the_check_names_an_undeclared_import() -> None:
+    """Without cryptography in pyproject.toml (issue 13's finding) the check fails and says which file imports it;
+    a module from no installed distribution is named too."""
+    providers = importlib.metadata.packages_distributions()
+    found = {"cryptography": {"orchestrator/lab/x.py"}, "yaml": {"orchestrator/a.py"}, "json": {"orchestrator/b.py"},
+             "no_such_module_here": {"orchestrator/c.py"}}
+    assert undeclared(found, declared() - {"cryptography"}, providers) == [
+        "cryptography (cryptography) imported by orchestrator/lab/x.py",
+        "no_such_module_here (not installed) imported by orchestrator/c.py"]
