@@ -1,8 +1,9 @@
 """Collect one host's GPU software stack: pure parsers plus a collector over a small command interface.
 
-This file is shipped to hosts as Ansible ``module_utils`` (the ``gpu_facts`` role links to it), so it uses
-the standard library only and Python 3.8 syntax. It never raises on a host problem: each one becomes a
-precise entry in ``problems`` and the collector moves on.
+This file is shipped to hosts as Ansible ``module_utils`` (the collection's
+``plugins/module_utils/upgrade_stack_collector.py`` links to it), so it uses the standard library only and
+Python 3.8 syntax. It never raises on a host problem: each one becomes a precise entry in ``problems`` and
+the collector moves on.
 
 The result is a plain dict validated on the controller by ``orchestrator.model.facts.HostFacts``.
 """

@@ -1,8 +1,9 @@
 """Pure parsers for gate probes: ``dcgmi diag`` (text and ``-j``), nvidia-smi health text and query CSV.
 
-Shipped to hosts as Ansible module_utils by the ``gpu_gates`` role (a symlink), so: standard library only,
-Python 3.8 syntax (annotations stay strings; no ``removeprefix``, no ``dict | dict``). Every parser takes
-the text a real tool printed and returns plain dicts; none raises on odd input, they return what they found.
+Shipped to hosts as Ansible module_utils by the collection (``plugins/module_utils/upgrade_gate_parsers.py``,
+a symlink), so: standard library only, Python 3.8 syntax (annotations stay strings; no ``removeprefix``, no
+``dict | dict``). Every parser takes the text a real tool printed and returns plain dicts; none raises on odd
+input, they return what they found.
 """
 
 from __future__ import annotations

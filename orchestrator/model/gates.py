@@ -1,4 +1,4 @@
-"""Typed views of what the ``gpu_gates`` module and the entry playbooks report (validated on the controller).
+"""Typed views of what the ``upgrade_gate`` module and the entry playbooks report (validated on the controller).
 
 The host side (``parsers`` via module_utils) returns plain dicts; these models are the contract the executor
 reads, with ``extra="forbid"`` so that a changed module output fails loudly in tests.
