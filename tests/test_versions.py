@@ -93,3 +93,20 @@ def test_stack_rejects_unknown_keys() -> None:
     with pytest.raises(ValidationError) as err:
         SoftwareStack.model_validate({"driver": "580.159.04", "cudaa": "12.8"})
     assert "cudaa" in str(err.value)
+
+
+@pytest.mark.parametrize(("cls", "text", "upstream"), [
+    (NcclVersion, "2.18.5-1-2", (2, 18, 5)),  # Ubuntu archive's libnccl2
+    (NcclVersion, "2.21.5-1+cuda12.4", (2, 21, 5)),
+    (NcclVersion, "2.18.5-1.el9", (2, 18, 5)),
+    (DriverVersion, "3:440.64.00-1.el7", (440, 64, 0)),  # nvidia-driver-latest-dkms-cuda on RHEL 7
+    (DriverVersion, "580.95.05-0ubuntu0.24.04.1", (580, 95, 5)),
+    (DriverVersion, "535.183.01-0ubuntu0~gpu22.04.1", (535, 183, 1)),
+    (CudaVersion, "10.2.89-1", (10, 2, 89)),  # cuda on RHEL
+    (CudaVersion, "12.4.131~rc1-1", (12, 4, 131)),
+    (CudnnVersion, "8.9.7.29-1+cuda12.2", (8, 9, 7)),
+    (ComponentVersion, "1:4.2.3-1.el9", (4, 2, 3)),
+    (ComponentVersion, "1.17.8~rc.1-1", (1, 17, 8)),
+])
+def test_package_version_strings_parse_to_their_release(cls: type, text: str, upstream: tuple[int, ...]) -> None:
+    assert cls(text).key == upstream and str(cls(text)) == text

@@ -2,18 +2,17 @@
 
 Plans speak upstream versions; the roles pin exact builds (``580.95.05-0ubuntu1``) so that every host gets
 the same one. Planning resolves the build from the builds the host's repositories offer (recorded by fact
-collection as data, see ``HostPackages``); apply never picks one. Builds are ordered by dpkg's rules
-(epoch, upstream, revision; ``~`` sorts before anything), which also order RPM's epoch:version-release.
+collection as data, see ``HostPackages``); apply never picks one. Builds are ordered by the host's own
+package manager's rules (``model/pkgorder.py``: dpkg's for apt hosts, rpm's vercmp for dnf hosts).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
+from orchestrator.model import pkgorder
 from orchestrator.model.stack import KernelModuleFlavor, SoftwareStack
-
-_EPOCH = re.compile(r"^(\d+):")
+from orchestrator.model.versions import upstream_of
 
 
 def package_name(component: str, target: SoftwareStack) -> str | None:
@@ -54,61 +53,18 @@ def cudnn_cuda_major(target: SoftwareStack) -> int:
 
 
 def upstream(build: str) -> str:
-    """``1:580.95.05-0ubuntu1`` -> ``580.95.05``: the build without epoch and revision."""
-    text = _EPOCH.sub("", build)
-    return text.rsplit("-", 1)[0] if "-" in text else text
+    """``1:580.95.05-0ubuntu1`` -> ``580.95.05``, ``2.18.5-1-2`` -> ``2.18.5``, ``3:440.64.00-1.el7`` ->
+    ``440.64.00``: the release the build packages, without epoch, revision, build or distribution tags."""
+    return upstream_of(build)
 
 
-def _order(c: str) -> int:
-    if c == "~":
-        return -1
-    if c.isalpha():
-        return ord(c)
-    return ord(c) + 256
+def compare_builds(a: str, b: str, manager: str = "apt") -> int:
+    """-1, 0 or 1 as the host's package manager orders two builds (dpkg's rules for apt, rpm's for dnf)."""
+    return pkgorder.compare(manager, a, b)
 
 
-def _compare_part(a: str, b: str) -> int:
-    """dpkg's comparison of one upstream or revision string: non-digit runs, then digit runs, alternating."""
-    while a or b:
-        na = re.match(r"^[^0-9]*", a).group(0)  # type: ignore[union-attr]
-        nb = re.match(r"^[^0-9]*", b).group(0)  # type: ignore[union-attr]
-        for i in range(max(len(na), len(nb))):
-            ca = _order(na[i]) if i < len(na) else 0
-            cb = _order(nb[i]) if i < len(nb) else 0
-            if ca != cb:
-                return -1 if ca < cb else 1
-        a, b = a[len(na):], b[len(nb):]
-        da = re.match(r"^[0-9]*", a).group(0)  # type: ignore[union-attr]
-        db = re.match(r"^[0-9]*", b).group(0)  # type: ignore[union-attr]
-        ia, ib = int(da or 0), int(db or 0)
-        if ia != ib:
-            return -1 if ia < ib else 1
-        a, b = a[len(da):], b[len(db):]
-    return 0
-
-
-def compare_builds(a: str, b: str) -> int:
-    """-1, 0 or 1 as dpkg orders two package versions (``dpkg --compare-versions``)."""
-    def split(v: str) -> tuple[int, str, str]:
-        m = _EPOCH.match(v)
-        epoch = int(m.group(1)) if m else 0
-        rest = v[m.end():] if m else v
-        up, _, rev = rest.rpartition("-") if "-" in rest else (rest, "", "")
-        return epoch, up, rev
-
-    ea, ua, ra = split(a)
-    eb, ub, rb = split(b)
-    if ea != eb:
-        return -1 if ea < eb else 1
-    return _compare_part(ua, ub) or _compare_part(ra, rb)
-
-
-def newest(builds: Iterable[str]) -> str | None:
-    best: str | None = None
-    for b in builds:
-        if best is None or compare_builds(b, best) > 0:
-            best = b
-    return best
+def newest(builds: Iterable[str], manager: str = "apt") -> str | None:
+    return pkgorder.newest(manager, builds)
 
 
 def matches(component: str, planned: str, build: str) -> bool:
@@ -121,6 +77,7 @@ def matches(component: str, planned: str, build: str) -> bool:
     return up == planned_up or up.startswith(planned_up + ".") or build == planned
 
 
-def pick_build(component: str, planned: str, available: Iterable[str]) -> str | None:
-    """The newest offered build of the planned version, by dpkg's order; None when none is offered."""
-    return newest(b for b in available if matches(component, planned, b))
+def pick_build(component: str, planned: str, available: Iterable[str], manager: str = "apt") -> str | None:
+    """The newest offered build of the planned version, by the host's package manager's order; None when
+    none is offered."""
+    return newest((b for b in available if matches(component, planned, b)), manager)

@@ -167,7 +167,7 @@ def _build(component: str, pin: Pinning, problems: list[str]) -> tuple[str, str]
     installed = pin.host.packages.installed.get(package)
     if pin.prefer_installed and installed and is_build(installed) and matches(component, str(planned), installed):
         return package, installed
-    build = pick_build(component, str(planned), offered)
+    build = pick_build(component, str(planned), offered, pin.host.packages.manager)
     if build is None:
         have = ", ".join(upstream(b) for b in offered[:6]) or "none"
         problems.append(f"{package} {planned} is not offered by its repositories ({pin.host.packages.manager}; "
