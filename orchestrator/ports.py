@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from orchestrator.model.facts import FactsSnapshot
-from orchestrator.model.inventory import InventoryHost
+from orchestrator.model.inventory import InventoryHost, PoolGroups
 from orchestrator.planner.model import Step
 from orchestrator.run.records import HostRecord, JournalEvent, RunRecord
 from orchestrator.run.states import HostState
@@ -38,7 +38,8 @@ class HostActions(Protocol):
 class InventorySource(Protocol):
     """The managed hosts of an inventory (Ansible's own parser in production)."""
 
-    def __call__(self, path: str | Path, limit: str | None = None) -> list[InventoryHost]: ...
+    def __call__(self, path: str | Path, limit: str | None = None,
+                 pools: PoolGroups | None = None) -> list[InventoryHost]: ...
 
 
 class FactSource(Protocol):

@@ -11,6 +11,7 @@ from orchestrator.hostside.collector import (
     classify_nvidia_smi_failure,
     collect,
     components_from_packages,
+    parse_compute_capabilities,
     parse_cuda_version_txt,
     parse_header_version,
     parse_nvcc_version,
@@ -168,8 +169,37 @@ def test_unparsable_version_names_host_and_component() -> None:
     assert "host node" in str(err.value) and "NCCL version 'banana'" in str(err.value)
 
 
-def test_unknown_gpu_in_facts_names_host() -> None:
-    facts = facts_of(SimHost(gpu_name="NVIDIA GeForce GTX 480", gpu_count=1))
+def test_a_model_nothing_describes_names_host_and_model() -> None:
+    facts = facts_of(SimHost(gpu_name="NVIDIA GeForce GTX 480", gpu_count=1, architecture="N/A", compute_cap=""))
+    assert facts.gpus[0].compute_capability is None
     with pytest.raises(FactsError) as err:
         facts.gpu_model()
-    assert "host node" in str(err.value) and "GTX 480" in str(err.value)
+    assert "host node" in str(err.value) and "GTX 480" in str(err.value) and "architecture" in str(err.value)
+
+
+def test_compute_capability_from_the_real_query_capture() -> None:
+    caps = parse_compute_capabilities((CAPTURES / "query-gpu.csv").read_text())
+    assert list(caps.values()) == ["9.0"] and next(iter(caps)).startswith("00000000:")
+    assert parse_compute_capabilities('Field "compute_cap" is not a valid field to query.\n') == {}
+
+
+@pytest.mark.parametrize(("name", "architecture", "cap", "arch", "cc"), [
+    ("NVIDIA RTX A5000", "Ampere", "8.6", "Ampere", "8.6"),
+    ("Quadro P2000", "Pascal", "6.1", "Pascal", "6.1"),
+    ("NVIDIA GeForce RTX 3090", "Ampere", "8.6", "Ampere", "8.6"),
+    ("Graphics Device", "N/A", "10.0", "Blackwell", "10.0"),  # an engineering sample: the capability names it
+    ("NVIDIA RTX A5000", "Ampere", "", "Ampere", "8.0"),  # a driver without compute_cap: the lowest of Ampere
+])
+def test_models_the_catalogue_lacks_are_described_by_the_host(name: str, architecture: str, cap: str,
+                                                               arch: str, cc: str) -> None:
+    facts = facts_of(SimHost(gpu_name=name, gpu_count=2, architecture=architecture, compute_cap=cap))
+    model = facts.gpu_model()
+    assert model is not None and not model.catalogued and model.name == name
+    assert (model.architecture, str(model.compute_capability)) == (arch, cc)
+
+
+@pytest.mark.parametrize(("name", "canonical"), [
+    ("NVIDIA A2", "A2"), ("RTX PRO 4500 Blackwell Server Edition", "RTX PRO 4500 Blackwell Server Edition")])
+def test_catalogued_models_stay_catalogued(name: str, canonical: str) -> None:
+    model = facts_of(SimHost(gpu_name=name, gpu_count=1, architecture="N/A", compute_cap="")).gpu_model()
+    assert model is not None and model.catalogued and model.name == canonical

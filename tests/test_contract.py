@@ -131,10 +131,12 @@ def test_plain_names_pass_the_grammars() -> None:
 def test_an_inventory_slurm_hostlist_is_refused_in_one_line(tmp_path: Path, node: str) -> None:
     inv = tmp_path / "hosts.yml"
     inv.write_text(json.dumps({"all": {"hosts": {"gpu-1": {
-        "ansible_host": "127.0.0.1", "gpu_pool": "p", "gpu_scheduler": "slurm", "gpu_scheduler_node": node}}}}))
+        "ansible_host": "127.0.0.1", "upgrade_pool": "p", "upgrade_scheduler": "slurm",
+        "upgrade_scheduler_node": node}}}}))
     proc = upgrade("facts", "-i", str(inv), "--snapshot", "inventories/example/facts.json")
     assert proc.returncode == 2
-    assert proc.stderr.strip().count("\n") == 0 and "gpu_scheduler_node" in proc.stderr and "hostlist" in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0
+    assert "upgrade_scheduler_node" in proc.stderr and "hostlist" in proc.stderr
 
 
 def test_extra_vars_reach_ansible_as_data_never_as_templates(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from orchestrator.adapters.inventory import load_inventory
 from orchestrator.errors import InventoryError
+from orchestrator.model.inventory import PoolGroups, deprecation_notice
 from orchestrator.model.stack import SchedulerKind
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "inventories" / "example"
@@ -24,7 +25,7 @@ def write(tmp_path: Path, name: str, text: str, mode: int = 0o644) -> Path:
 
 def test_example_inventory_maps_group_and_host_vars() -> None:
     hosts = {h.name: h for h in load_inventory(EXAMPLE)}
-    assert "login-01" not in hosts  # gpu_managed=false
+    assert "login-01" not in hosts  # upgrade_managed=false
     assert len(hosts) == 12
     h100 = hosts["gpu-h100-06"]
     assert (h100.pool, str(h100.gpu), h100.gpu_count, h100.nvswitch) == ("train-h100", "H100", 8, True)
@@ -48,10 +49,10 @@ def test_yaml_inventory(tmp_path: Path) -> None:
         all:
           children:
             pool_a:
-              vars: {gpu_pool: a, gpu_model: "NVIDIA A100-SXM4-80GB", gpu_count: 8}
+              vars: {upgrade_pool: a, upgrade_model: "NVIDIA A100-SXM4-80GB", upgrade_gpu_count: 8}
               hosts:
-                n1: {ansible_host: 127.0.0.21, ansible_port: 2201, gpu_rack: r1}
-                n2: {ansible_host: 127.0.0.22, gpu_nvswitch: true}
+                n1: {ansible_host: 127.0.0.21, ansible_port: 2201, upgrade_rack: r1}
+                n2: {ansible_host: 127.0.0.22, upgrade_nvswitch: true}
         """)
     hosts = load_inventory(path)
     assert [h.name for h in hosts] == ["n1", "n2"]
@@ -63,8 +64,8 @@ def test_dynamic_inventory_script(tmp_path: Path) -> None:
     path = write(tmp_path, "inventory.py", """\
         #!/usr/bin/env python3
         import json, sys
-        data = {"gpu": {"hosts": ["d1"], "vars": {"gpu_pool": "dyn", "gpu_model": "H100"}},
-                "_meta": {"hostvars": {"d1": {"ansible_host": "127.0.0.31", "gpu_rack": "r9"}}}}
+        data = {"gpu": {"hosts": ["d1"], "vars": {"upgrade_pool": "dyn", "upgrade_model": "H100"}},
+                "_meta": {"hostvars": {"d1": {"ansible_host": "127.0.0.31", "upgrade_rack": "r9"}}}}
         print(json.dumps(data if "--list" in sys.argv else {}))
         """, mode=0o755)
     [host] = load_inventory(path)
@@ -74,9 +75,10 @@ def test_dynamic_inventory_script(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("[p]\nn1 gpu_pool=p gpu_rak=r1\n", "host n1: unknown variable gpu_rak"),
-        ("[p]\nn1 gpu_model=H100\n", "host n1: no gpu_pool"),
-        ("[p]\nn1 gpu_pool=p gpu_model=VoodooFX\n", "host n1: gpu_model: GPU 'VoodooFX': unknown GPU model"),
+        ("[p]\nn1 upgrade_pool=p upgrade_rak=r1\n", "host n1: unknown variable upgrade_rak (did you mean upgrade_rack"),
+        ("[p]\nn1 upgrade_model=H100\n", "host n1: no upgrade_pool"),
+        ("[p]\nn1 gpu_model=H100 gpu_clock_lock=1507,1507\n", "host n1: no upgrade_pool"),
+        ("[p]\nn1 upgrade_pool=p upgrade_nvswitch=perhaps\n", "host n1: upgrade_nvswitch: 'perhaps' is not a"),
         ("[p]\nn1 gpu_pool=p gpu_nvswitch=perhaps\n", "host n1: gpu_nvswitch: 'perhaps' is not a boolean"),
         ("[p]\nn1 gpu_pool=p gpu_scheduler=pbs\n", "host n1: gpu_scheduler: 'pbs' is not one of slurm"),
         ("[p]\nn1 gpu_pool=p gpu_count=-1\n", "host n1: gpu_count: -1 is not between 0"),
@@ -94,7 +96,7 @@ def test_bad_inventories_fail_in_one_line_naming_file_and_host(tmp_path: Path, t
 def test_missing_and_empty_inventories(tmp_path: Path) -> None:
     with pytest.raises(InventoryError, match="inventory not found"):
         load_inventory(tmp_path / "nope.ini")
-    empty = write(tmp_path, "empty.ini", "[p]\nlogin gpu_managed=false\n")
+    empty = write(tmp_path, "empty.ini", "[p]\nlogin upgrade_managed=false\n")
     with pytest.raises(InventoryError, match="no managed GPU hosts"):
         load_inventory(empty)
 
@@ -109,19 +111,19 @@ def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:
 def test_a_static_inventory_is_listed_once_and_again_when_it_changes(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    path = write(tmp_path, "hosts.ini", "[p]\nn1 gpu_pool=p gpu_model=H100 gpu_rack=r1\n")
+    path = write(tmp_path, "hosts.ini", "[p]\nn1 upgrade_pool=p upgrade_model=H100 upgrade_rack=r1\n")
     assert [h.domains.rack for h in load_inventory(path)] == ["r1"]
     entries = list((tmp_path / "cache" / "gpu-upgrade" / "inventory").glob("*.json"))
     assert len(entries) == 1  # Ansible's listing, kept by the inventory's content
     # the cache answers: an entry doctored by hand shows (it is never consulted for another content)
     doctored = json.loads(entries[0].read_text())
-    doctored["data"]["_meta"]["hostvars"]["n1"]["gpu_rack"] = "from-the-cache"
+    doctored["data"]["_meta"]["hostvars"]["n1"]["upgrade_rack"] = "from-the-cache"
     entries[0].write_text(json.dumps(doctored))
     assert [h.domains.rack for h in load_inventory(path)] == ["from-the-cache"]
     (tmp_path / "group_vars").mkdir()
-    (tmp_path / "group_vars" / "p.yml").write_text("gpu_switch: leaf-7\n")  # a vars file counts as content
+    (tmp_path / "group_vars" / "p.yml").write_text("upgrade_switch: leaf-7\n")  # a vars file counts as content
     assert [(h.domains.rack, h.domains.switch) for h in load_inventory(path)] == [("r1", "leaf-7")]
-    path.write_text("[p]\nn1 gpu_pool=p gpu_model=H100 gpu_rack=r2\nn2 gpu_pool=p gpu_model=H100\n")
+    path.write_text("[p]\nn1 upgrade_pool=p upgrade_model=H100 upgrade_rack=r2\nn2 upgrade_pool=p upgrade_model=H100\n")
     assert [h.name for h in load_inventory(path)] == ["n1", "n2"]
 
 
@@ -133,7 +135,7 @@ def test_a_script_inventory_is_asked_every_time(tmp_path: Path, monkeypatch: pyt
         import json, pathlib, sys
         calls = pathlib.Path({str(counter)!r})
         calls.write_text(calls.read_text() + "x" if calls.exists() else "x")
-        data = {{"gpu": {{"hosts": ["d1"], "vars": {{"gpu_pool": "dyn", "gpu_model": "H100"}}}}}}
+        data = {{"gpu": {{"hosts": ["d1"], "vars": {{"upgrade_pool": "dyn", "upgrade_model": "H100"}}}}}}
         print(json.dumps(data if "--list" in sys.argv else {{}}))
         """, mode=0o755)
     load_inventory(path)
@@ -141,3 +143,62 @@ def test_a_script_inventory_is_asked_every_time(tmp_path: Path, monkeypatch: pyt
     load_inventory(path)
     assert once >= 1 and len(counter.read_text()) == 2 * once  # Ansible ran the script again
     assert not (tmp_path / "cache").exists()
+
+
+def test_old_names_are_read_with_one_deprecation_line_for_the_inventory(tmp_path: Path) -> None:
+    path = write(tmp_path, "hosts.ini", """
+        [p]
+        n1 gpu_pool=p gpu_model=H100 gpu_rack=r1 gpu_nvswitch=true
+        n2 gpu_pool=p gpu_model=H100 gpu_rack=r2 upgrade_rack=r9
+        """)
+    hosts = {h.name: h for h in load_inventory(path)}
+    assert (hosts["n1"].pool, hosts["n1"].domains.rack, hosts["n1"].nvswitch) == ("p", "r1", True)
+    assert hosts["n2"].domains.rack == "r9"  # the new name wins where both are set
+    notice = deprecation_notice(str(path), list(hosts.values()))
+    assert notice is not None and "\n" not in notice and str(path) in notice
+    assert "gpu_pool -> upgrade_pool" in notice and "gpu_rack -> upgrade_rack" in notice
+    assert notice.count("gpu_pool") == 1  # one line for the inventory, each name once
+    renamed = write(tmp_path, "new.ini", "[p]\nn1 upgrade_pool=p upgrade_model=H100\n")
+    assert deprecation_notice(str(renamed), load_inventory(renamed)) is None
+
+
+def test_foreign_gpu_variables_are_ignored_and_models_the_catalogue_lacks_are_kept(tmp_path: Path) -> None:
+    path = write(tmp_path, "hosts.yml", """
+        all:
+          vars: {gpu_clock_lock: "1507,1507", gpu_clock_reset: no, gpu_operator_version: v24.9.0}
+          children:
+            p:
+              hosts:
+                n1: {upgrade_pool: p, upgrade_model: NVIDIA RTX A5000}
+        """)
+    [host] = load_inventory(path)
+    assert host.gpu is None and host.gpu_declared == "NVIDIA RTX A5000" and host.legacy_vars == ()
+    assert deprecation_notice(str(path), [host]) is None
+
+
+def test_pools_from_groups_patterns_then_mapping(tmp_path: Path) -> None:
+    path = write(tmp_path, "hosts.ini", """
+        [login]
+        login01
+        [pool_h100]
+        g1
+        [pool_a100]
+        g2
+        [cpu]
+        c1
+        [special]
+        g3 upgrade_pool=own
+        [legacy]
+        g4
+        """)
+    by_prefix = {h.name: h.pool for h in load_inventory(path, pools=PoolGroups.parse("pool_*"))}
+    assert by_prefix == {"g1": "pool_h100", "g2": "pool_a100", "g3": "own"}  # login01, c1, g4: not managed
+    both = PoolGroups.parse("pool_h100", {"legacy": "old-v100", "pool_a100": "infer"})
+    assert {h.name: h.pool for h in load_inventory(path, pools=both)} == {
+        "g1": "pool_h100", "g2": "infer", "g3": "own", "g4": "old-v100"}
+    assert [h.name for h in load_inventory(path, pools=PoolGroups.parse("nothing"))] == ["g3"]
+    bare = write(tmp_path, "bare.ini", "[kube-node]\ngpu01\n")
+    with pytest.raises(InventoryError, match="no managed GPU hosts in the inventory in the groups slurm-node"):
+        load_inventory(bare, pools=PoolGroups.parse("slurm-node"))
+    with pytest.raises(InventoryError, match="--pool-from-group"):
+        PoolGroups.parse("a,,b")

@@ -8,11 +8,14 @@ from typing import Any
 from orchestrator.adapters.ansible import list_inventory
 from orchestrator.errors import InventoryError
 from orchestrator.inventory_files import check_inventory_files
-from orchestrator.model.inventory import InventoryHost, host_from_vars, inventory_bool
+from orchestrator.model.inventory import InventoryHost, PoolGroups, host_from_vars, is_managed
 
 
-def load_inventory(path: str | Path, limit: str | None = None) -> list[InventoryHost]:
-    """Every managed host of the inventory (optionally an Ansible ``--limit`` pattern), sorted by name."""
+def load_inventory(path: str | Path, limit: str | None = None, pools: PoolGroups | None = None) -> list[InventoryHost]:
+    """Every managed host of the inventory (optionally an Ansible ``--limit`` pattern), sorted by name.
+
+    With ``pools`` (from ``--pool-from-group`` or the desired state), a host without ``upgrade_pool`` takes
+    its pool from its groups, and a host in none of them is not a GPU host to manage (a login node)."""
     check_inventory_files(Path(path))
     data = list_inventory(path, limit=limit)
     meta = data.get("_meta")
@@ -20,18 +23,25 @@ def load_inventory(path: str | Path, limit: str | None = None) -> list[Inventory
     if not isinstance(hostvars, dict):
         hostvars = {}
     groups = _groups_by_host(data)
+    parents = _parents(data)
     names = sorted(set(hostvars) | set(groups))
     hosts = []
     for name in names:
         variables = hostvars.get(name) or {}
         if not isinstance(variables, dict):
             raise InventoryError(f"{path}: host {name}", "its variables are not a mapping")
-        if not inventory_bool(f"{path}: host {name}", variables, "gpu_managed", True):
+        if not is_managed(f"{path}: host {name}", variables):
             continue
-        hosts.append(host_from_vars(str(path), name, variables, groups.get(name, [])))
+        own = groups.get(name, [])
+        lineage = _with_ancestors(own, parents)
+        if (pools is not None and pools.active and not variables.get("upgrade_pool")
+                and not variables.get("gpu_pool") and pools.pool_of(lineage) is None):
+            continue
+        hosts.append(host_from_vars(str(path), name, variables, own, pools, lineage))
     if not hosts:
-        raise InventoryError(str(path), "no managed GPU hosts in the inventory" + (f" for --limit {limit!r}"
-                                                                                   if limit else ""))
+        where = (f" for --limit {limit!r}" if limit else "") + (
+            f" in the groups {pools.describe()}" if pools is not None and pools.active else "")
+        raise InventoryError(str(path), "no managed GPU hosts in the inventory" + where)
     return hosts
 
 
@@ -43,3 +53,27 @@ def _groups_by_host(data: dict[str, Any]) -> dict[str, list[str]]:
         for host in body.get("hosts", []):
             out.setdefault(str(host), []).append(group)
     return out
+
+
+def _parents(data: dict[str, Any]) -> dict[str, list[str]]:
+    """Group -> the groups that list it among their children (``k8s_cluster`` for ``kube_node``)."""
+    out: dict[str, list[str]] = {}
+    for group, body in data.items():
+        if group == "_meta" or not isinstance(body, dict) or not isinstance(body.get("children", []), list):
+            continue
+        for child in body.get("children", []):
+            out.setdefault(str(child), []).append(group)
+    return out
+
+
+def _with_ancestors(groups: list[str], parents: dict[str, list[str]]) -> list[str]:
+    """A host's groups and every group above them, except Ansible's implicit ``all`` and ``ungrouped``."""
+    seen: set[str] = set()
+    todo = list(groups)
+    while todo:
+        group = todo.pop()
+        if group in seen:
+            continue
+        seen.add(group)
+        todo.extend(parents.get(group, []))
+    return sorted(seen - {"all", "ungrouped"})

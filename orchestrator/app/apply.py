@@ -76,7 +76,8 @@ def _inputs(plan: Plan, inventory: Path | None, facts: Path | None) -> Inputs:
     if "desired" not in sources or ("inventory" not in sources and inventory is None):
         raise Refused(["the plan does not say where its inputs are; plan again with this version of upgrade"])
     site = Path(sources["site"]) if "site" in sources else None
-    return gather(Path(sources["desired"]), inventory or Path(sources["inventory"]), facts=facts, site=site)
+    return gather(Path(sources["desired"]), inventory or Path(sources["inventory"]), facts=facts, site=site,
+                  pool_from_group=sources.get("pool_from_group"))
 
 
 def _report(journal: JournalPort, run_id: str, status: RunStatus, reason: str) -> RunReport:

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from orchestrator.knowledge import Knowledge, load_knowledge
 from orchestrator.model.desired import DesiredState, load_desired
 from orchestrator.model.facts import FactsSnapshot
 from orchestrator.model.fleet import FleetBuild, build_fleet
-from orchestrator.model.inventory import InventoryHost
+from orchestrator.model.inventory import InventoryHost, PoolGroups, deprecation_notice
 from orchestrator.planner import Plan, UnknownHost, build_plan, fingerprints
 from orchestrator.ports import FactSource, InventorySource
 
@@ -34,22 +34,31 @@ class Inputs:
 
 
 def gather(target: Path, inventory: Path, *, facts: Path | None = None, limit: str | None = None,
-           site: Path | None = None, inventory_source: InventorySource = load_inventory,
-           fact_source: FactSource = collect_live) -> Inputs:
-    """Read the knowledge, desired state and inventory; facts from a snapshot, or live from the hosts."""
+           site: Path | None = None, pool_from_group: str | None = None,
+           inventory_source: InventorySource = load_inventory, fact_source: FactSource = collect_live) -> Inputs:
+    """Read the knowledge, desired state and inventory; facts from a snapshot, or live from the hosts.
+
+    Pools come from each host's ``upgrade_pool``, else from its groups (``pool_from_group``, then the desired
+    state's ``pool_groups``)."""
     knowledge = load_knowledge(site)
     desired = load_desired(target)
-    hosts = inventory_source(inventory, limit=limit)
+    pools = PoolGroups.parse(pool_from_group, desired.pool_groups)
+    hosts = inventory_source(inventory, limit=limit, pools=pools)
     snapshot = load_snapshot(facts) if facts is not None else fact_source(inventory, hosts, limit=limit)
     sources = {"desired": str(target), "inventory": str(inventory), **({"facts": str(facts)} if facts else {}),
-               **({"site": str(site)} if site else {})}
-    return Inputs(knowledge, desired, target.name, hosts, snapshot, build_fleet(hosts, snapshot), sources)
+               **({"site": str(site)} if site else {}),
+               **({"pool_from_group": pool_from_group} if pool_from_group else {})}
+    built = build_fleet(hosts, snapshot)
+    notice = deprecation_notice(str(inventory), hosts)
+    if notice:
+        built = replace(built, warnings=[notice, *built.warnings])
+    return Inputs(knowledge, desired, target.name, hosts, snapshot, built, sources)
 
 
 def plan_from(inputs: Inputs, now: datetime, *, exclude_invalid: bool = False) -> Plan:
     """Run the pure planner on gathered inputs; raises PlanError with every reason when no plan exists."""
     pools = {h.name: h.pool for h in inputs.hosts}
-    gpus = {h.name: (str(h.gpu) if h.gpu else "unknown", h.gpu_count or 0) for h in inputs.hosts}
+    gpus = {h.name: (str(h.gpu or h.gpu_declared or "unknown"), h.gpu_count or 0) for h in inputs.hosts}
     unknown = [UnknownHost(n, pools[n], why, *gpus[n]) for n, why in sorted(inputs.built.unknown.items())]
     return build_plan(
         inputs.built.fleet, inputs.desired, None, inputs.knowledge, now, unknown=unknown,

@@ -215,6 +215,9 @@ def check_cmd(
         None, "--facts", "--snapshot", help="Facts snapshot (upgrade facts --output json) instead of asking hosts."
     ),
     limit: str | None = typer.Option(None, "--limit", "-l", help="Ansible host pattern to restrict to."),
+    pool_from_group: str | None = typer.Option(
+        None, "--pool-from-group", help="Pools from inventory groups for hosts without upgrade_pool: group names "
+        "or prefix* patterns, comma-separated (kube-node,slurm-node); hosts in none of them are not managed."),
     site: Path | None = typer.Option(None, "--site", help=_SITE_FACTS_HELP),
     output: OutputFormat = typer.Option(
         OutputFormat.TABLE, "--output", help="table for people, json for CI."
@@ -224,8 +227,10 @@ def check_cmd(
     """Check every host's current stack and its target stack. Exit 0 clean, 1 warnings only, 2 any error."""
     from orchestrator.app.gather import gather
 
-    inputs = gather(target, inventory, facts=snapshot, limit=limit, site=site)
+    inputs = gather(target, inventory, facts=snapshot, limit=limit, site=site, pool_from_group=pool_from_group)
     k, desired, built = _with_conflicts_shown(inputs.knowledge), inputs.desired, inputs.built
+    for warning in built.warnings:
+        err_console.print(Text(f"warning: {warning}", style="yellow"))
     result = check_fleet(k, built.fleet, desired, date.today())
     missing = sorted({h.pool for h in built.fleet.hosts} - set(desired.pools))
     entries = {id(e): e for e in result.values()}.values()  # hosts alike share one entry

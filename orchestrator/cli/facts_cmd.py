@@ -14,10 +14,10 @@ from orchestrator.adapters.inventory import load_inventory
 from orchestrator.cli.app import app
 from orchestrator.cli.output import Exit, OutputFormat, console, err_console, print_json
 from orchestrator.cli.summary import DETAILS_HELP, per_host, sample
-from orchestrator.errors import InputError
+from orchestrator.errors import FactsError, InputError
 from orchestrator.model.drift import PoolDrift, fleet_drift, value_of
 from orchestrator.model.facts import FactsSnapshot, HostFacts, UnreachableHost
-from orchestrator.model.inventory import InventoryHost
+from orchestrator.model.inventory import InventoryHost, PoolGroups, deprecation_notice
 from orchestrator.model.stack import SoftwareStack
 
 COLUMNS = [("driver", "driver"), ("kernel_module", "module"), ("cuda", "CUDA"), ("cudnn", "cuDNN"),
@@ -29,6 +29,9 @@ COLUMNS = [("driver", "driver"), ("kernel_module", "module"), ("cuda", "CUDA"), 
 def facts(
     inventory: Path | None = typer.Option(None, "-i", "--inventory", help="Ansible inventory (file, dir or script)."),
     limit: str | None = typer.Option(None, "--limit", "-l", help="Ansible host pattern to restrict to."),
+    pool_from_group: str | None = typer.Option(
+        None, "--pool-from-group", help="Pools from inventory groups for hosts without upgrade_pool: group names "
+        "or prefix* patterns, comma-separated (kube-node,slurm-node); hosts in none of them are not managed."),
     output: OutputFormat = typer.Option(OutputFormat.TABLE, "--output", help="table for people, json for CI."),
     local: bool = typer.Option(False, "--local", help="Collect this machine's stack (run it on a GPU node)."),
     snapshot: Path | None = typer.Option(None, "--snapshot", help="Show a stored snapshot instead of asking hosts."),
@@ -48,7 +51,10 @@ def facts(
         raise typer.Exit(int(Exit.WARNINGS if host.problems else Exit.OK))
     if inventory is None:
         raise InputError("upgrade facts", "give an inventory with -i (or --local for this machine)")
-    hosts = load_inventory(inventory, limit=limit)
+    hosts = load_inventory(inventory, limit=limit, pools=PoolGroups.parse(pool_from_group))
+    notice = deprecation_notice(str(inventory), hosts)
+    if notice:
+        err_console.print(Text(f"warning: {notice}", style="yellow"))
     if snapshot is not None:
         snap = _restrict(load_snapshot(snapshot), hosts)
     else:
@@ -104,7 +110,10 @@ def _stacks_by_pool(hosts: list[InventoryHost], snap: FactsSnapshot) -> dict[str
 
 
 def _gpu_cell(inv: InventoryHost, host: HostFacts) -> str:
-    model = host.gpu_model() or inv.gpu
+    try:
+        model: object = host.gpu_model() or inv.gpu or inv.gpu_declared
+    except FactsError:  # a model neither catalogued nor described by the host: show what nvidia-smi says
+        model = host.gpus[0].name if host.gpus else inv.gpu_declared
     count = len(host.gpus) if host.gpus else inv.gpu_count
     if model is None:
         return "?"

@@ -62,6 +62,9 @@ def plan_cmd(
     out: Path | None = typer.Option(None, "-o", "--out", help="Plan file (default plans/<target>.plan.json)."),
     output: PlanOutput = typer.Option(PlanOutput.TABLE, "--output", help="table, json (CI), dot or mermaid."),
     limit: str | None = typer.Option(None, "--limit", "-l", help="Ansible host pattern to restrict to."),
+    pool_from_group: str | None = typer.Option(
+        None, "--pool-from-group", help="Pools from inventory groups for hosts without upgrade_pool: group names "
+        "or prefix* patterns, comma-separated (kube-node,slurm-node); hosts in none of them are not managed."),
     site: Path | None = typer.Option(None, "--site", help="Site facts overriding the shipped knowledge."),
     exclude_invalid: bool = typer.Option(
         False, "--exclude-invalid", help="Leave hosts with an invalid target out (reported) instead of failing."
@@ -75,7 +78,7 @@ def plan_cmd(
     """Plan the rollout: waves, per-host ordered steps, capacity lost, windows. Exit 0 plan made, 2 invalid."""
     when = _parse_now(now)
     key = load_key(sign_key) if sign_key else None
-    inputs = gather(target, inventory, facts=snapshot, limit=limit, site=site)
+    inputs = gather(target, inventory, facts=snapshot, limit=limit, site=site, pool_from_group=pool_from_group)
     built = inputs.built
     try:
         plan = plan_from(inputs, when, exclude_invalid=exclude_invalid)

@@ -363,7 +363,7 @@ def _collect_driver(run: RunCommand, read: ReadFile, package: Optional[Facts], p
         else:
             driver["version"] = parsed["driver_version"]
             driver["cuda_driver_api"] = parsed["cuda_version"]
-            driver["gpus"] = parsed["gpus"]
+            driver["gpus"] = _with_compute_capability(run, parsed["gpus"])
     else:
         status, message = classify_nvidia_smi_failure(rc, out + "\n" + err)
         driver["status"] = status
@@ -385,6 +385,36 @@ def _collect_driver(run: RunCommand, read: ReadFile, package: Optional[Facts], p
     if driver["status"] != "ok":
         problems.append("driver: %s" % driver["message"])
     return driver
+
+
+def parse_compute_capabilities(text: str) -> Dict[str, str]:
+    """``nvidia-smi --query-gpu=pci.bus_id,compute_cap --format=csv`` -> PCI bus id -> ``8.6``.
+
+    Drivers older than the field answer with an error instead; rows without a MAJOR.MINOR value are skipped.
+    """
+    out = {}
+    for row in parse_query_gpu_csv(text):
+        bus, cap = row.get("pci.bus_id", ""), row.get("compute_cap", "")
+        if bus and re.match(r"^\d+\.\d+$", cap):
+            out[bus.upper()] = cap
+    return out
+
+
+def _with_compute_capability(run: RunCommand, gpus: List[Facts]) -> List[Facts]:
+    """Each GPU's compute capability as the driver reports it, matched by PCI bus id (the XML's minor
+    number and the query's index differ); what the catalogue cannot name is described by it."""
+    if not gpus:
+        return gpus
+    rc, out, _ = run(["nvidia-smi", "--query-gpu=pci.bus_id,compute_cap", "--format=csv"])
+    caps: Dict[str, str] = {}
+    if rc == 0:
+        try:
+            caps = parse_compute_capabilities(out)
+        except ValueError:
+            caps = {}
+    for gpu in gpus:
+        gpu["compute_capability"] = caps.get(str(gpu.get("pci_bus_id", "")).upper())
+    return gpus
 
 
 def _collect_cuda(run: RunCommand, read: ReadFile, listdir: ListDir, package: Optional[Facts]) -> Facts:

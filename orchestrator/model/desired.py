@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field
 
@@ -67,6 +68,9 @@ class DesiredState(StrictModel):
     version: FormatVersion = 1
     pools: dict[str, PoolTarget] = Field(min_length=1)
     policy: RolloutPolicy | None = Field(default=None, description="rollout policy for the planner")
+    pool_groups: dict[Annotated[str, Field(min_length=1, max_length=253)],
+                      Annotated[str, Field(min_length=1, max_length=253)]] = Field(
+        default={}, description="inventory group -> pool, for hosts without upgrade_pool (DeepOps: slurm-node)")
 
     def rules_for(self, pool: str, policy: RolloutPolicy | None = None) -> PoolRules:
         """A pool's effective rollout rules: ``policy`` (else this document's, else defaults) plus its override."""

@@ -13,9 +13,9 @@ from typing import Literal, Self, TypeVar
 
 from pydantic import Field, model_validator
 
-from orchestrator.errors import FactsError, InputError, UnknownGpuError
+from orchestrator.errors import FactsError, InputError
 from orchestrator.loading import validate
-from orchestrator.model.gpus import GpuModel, resolve_gpu
+from orchestrator.model.gpus import GpuModel, find_gpu, uncatalogued_gpu
 from orchestrator.model.stack import FormatVersion, KernelModuleFlavor, OsRelease, SoftwareStack, StrictModel
 from orchestrator.model.versions import (
     ComponentVersion,
@@ -55,7 +55,8 @@ class GpuFacts(StrictModel):
     name: str
     uuid: str = ""
     pci_bus_id: str = ""
-    architecture: str | None = None
+    architecture: str | None = Field(default=None, description="nvidia-smi -q -x product_architecture")
+    compute_capability: str | None = Field(default=None, description="nvidia-smi --query-gpu=compute_cap")
     vbios: str | None = None
     memory_total_mib: int | None = None
     persistence_mode: str | None = None
@@ -110,16 +111,23 @@ class HostFacts(StrictModel):
     problems: list[str] = []
 
     def gpu_model(self) -> GpuModel | None:
-        """The host's GPU model from nvidia-smi's product name; None when no GPU could be listed."""
+        """The host's GPU model: the catalogue's for nvidia-smi's product name, else one described by what the
+        host reports (architecture, compute capability); None when no GPU could be listed. A name the
+        catalogue lacks on a host that reports neither is a FactsError naming the host and the model."""
         if not self.gpus:
             return None
         names = sorted({g.name for g in self.gpus})
         if len(names) > 1:
             raise FactsError(f"host {self.host}", f"mixed GPU models in one host: {', '.join(names)}")
-        try:
-            return resolve_gpu(names[0])
-        except UnknownGpuError as exc:
-            raise FactsError(f"host {self.host}", str(exc)) from exc
+        known = find_gpu(names[0])
+        if known is not None:
+            return known
+        first = self.gpus[0]
+        described = uncatalogued_gpu(names[0], first.architecture, first.compute_capability)
+        if described is None:
+            raise FactsError(f"host {self.host}", f"GPU model {names[0]!r} is not in the catalogue and the host "
+                                                  "reports neither its architecture nor its compute capability")
+        return described
 
     def stack(self) -> SoftwareStack:
         """The host's current stack in typed versions; an unparsable version names the host and component."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from orchestrator.errors import FactsError
 from orchestrator.model.facts import FactsSnapshot, HostFacts
 from orchestrator.model.gpus import GpuModel
 from orchestrator.model.inventory import InventoryHost
@@ -26,19 +27,26 @@ def build_fleet(inventory: list[InventoryHost], snapshot: FactsSnapshot) -> Flee
     hosts: list[Host] = []
     unknown: dict[str, str] = {}
     warnings: list[str] = []
+    uncatalogued: dict[tuple[str, str, str], list[str]] = {}
     for inv in inventory:
         host_facts = facts.get(inv.name)
         if host_facts is None:
             unknown[inv.name] = unreachable.get(inv.name, "no facts for this host in the snapshot")
             continue
-        gpu, count = _hardware(inv, host_facts, warnings)
+        gpu, count, why = _hardware(inv, host_facts, warnings)
         if gpu is None:
-            unknown[inv.name] = "GPU model unknown: no gpu_model in the inventory and nvidia-smi listed no GPU"
+            unknown[inv.name] = why
             continue
+        if not gpu.catalogued:
+            uncatalogued.setdefault((gpu.name, gpu.architecture, str(gpu.compute_capability)), []).append(inv.name)
         packages = HostPackages(manager=host_facts.package_index.manager, installed=host_facts.packages,
                                 available={k: tuple(v) for k, v in host_facts.package_index.available.items()},
                                 held=tuple(sorted(host_facts.held_packages)))
         hosts.append(_host(inv, gpu, count, host_facts.stack(), packages))
+    for (name, arch, cc), names in sorted(uncatalogued.items()):  # one line per unknown model, not per host
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        warnings.append(f"GPU model {name!r} is not in the catalogue: planned as {arch} (compute capability {cc}, "
+                        f"as the host reports) on {len(names)} host{'s' if len(names) != 1 else ''}: {shown}")
     return FleetBuild(fleet=Fleet(hosts=tuple(hosts)), unknown=unknown, warnings=warnings)
 
 
@@ -47,16 +55,34 @@ def inventory_only_fleet(inventory: list[InventoryHost]) -> Fleet:
     return Fleet(hosts=tuple(_host(i, i.gpu, i.gpu_count or 0, SoftwareStack()) for i in inventory if i.gpu))
 
 
-def _hardware(inv: InventoryHost, facts: HostFacts, warnings: list[str]) -> tuple[GpuModel | None, int]:
-    observed = facts.gpu_model()
-    gpu = observed or inv.gpu
-    if observed and inv.gpu and observed != inv.gpu:
-        warnings.append(f"{inv.name}: inventory says gpu_model {inv.gpu}, nvidia-smi reports {observed}; "
-                        f"using {observed}")
+def _hardware(inv: InventoryHost, facts: HostFacts, warnings: list[str]) -> tuple[GpuModel | None, int, str]:
+    """(model, count, why not): nvidia-smi's catalogued model, else the inventory's, else the model the host
+    describes (architecture, compute capability); a host with none of them is left out, with the reason."""
+    try:
+        observed = facts.gpu_model()
+        problem = ""
+    except FactsError as exc:
+        observed, problem = None, str(exc).removeprefix(f"host {inv.name}: ")
     count = len(facts.gpus) if facts.gpus else (inv.gpu_count or 0)
     if facts.gpus and inv.gpu_count is not None and inv.gpu_count != len(facts.gpus):
         warnings.append(f"{inv.name}: inventory declares {inv.gpu_count} GPUs, nvidia-smi lists {len(facts.gpus)}")
-    return gpu, count
+    if inv.gpu is not None and (observed is None or not observed.catalogued):
+        if facts.gpus:
+            reported = facts.gpus[0].name
+            warnings.append(f"{inv.name}: nvidia-smi reports {reported!r} (not in the catalogue); "
+                            f"using the inventory's upgrade_model {inv.gpu}")
+        return inv.gpu, count, ""
+    if observed is not None:
+        if inv.gpu and observed != inv.gpu:
+            warnings.append(f"{inv.name}: inventory says upgrade_model {inv.gpu}, nvidia-smi reports {observed}; "
+                            f"using {observed}")
+        return observed, count, ""
+    if problem:
+        return None, count, problem
+    if inv.gpu_declared:
+        return None, count, (f"GPU model {inv.gpu_declared!r} (upgrade_model) is not in the catalogue and "
+                             "nvidia-smi listed no GPU to describe it")
+    return None, count, "GPU model unknown: no upgrade_model in the inventory and nvidia-smi listed no GPU"
 
 
 def _host(inv: InventoryHost, gpu: GpuModel | None, count: int, stack: SoftwareStack,

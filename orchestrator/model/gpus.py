@@ -50,13 +50,15 @@ class ComputeCapability(BaseModel):
 class GpuModel:
     """One catalogued GPU model; compares and hashes by its canonical name."""
 
-    __slots__ = ("aliases", "architecture", "compute_capability", "name")
+    __slots__ = ("aliases", "architecture", "catalogued", "compute_capability", "name")
 
-    def __init__(self, name: str, architecture: str, compute_capability: ComputeCapability, aliases: tuple[str, ...]):
+    def __init__(self, name: str, architecture: str, compute_capability: ComputeCapability, aliases: tuple[str, ...],
+                 catalogued: bool = True):
         self.name = name
         self.architecture = architecture
         self.compute_capability = compute_capability
         self.aliases = aliases
+        self.catalogued = catalogued
 
     def __repr__(self) -> str:
         return f"GpuModel({self.name!r}, {self.architecture}, cc {self.compute_capability})"
@@ -127,6 +129,52 @@ def resolve_gpu(name: str) -> GpuModel:
         known = ", ".join(m.name for m in catalogue())
         raise UnknownGpuError(name, f"known models: {known}")
     return best[1]
+
+
+def find_gpu(name: str) -> GpuModel | None:
+    """The catalogued model a name refers to, or None (``resolve_gpu`` without the error)."""
+    try:
+        return resolve_gpu(name)
+    except UnknownGpuError:
+        return None
+
+
+@cache
+def _capabilities() -> dict[str, tuple[ComputeCapability, ...]]:
+    """Architecture -> its compute capabilities, from the catalogue's ``architectures`` table."""
+    text = resources.files("orchestrator.data").joinpath("gpus.yaml").read_text(encoding="utf-8")
+    table = yaml.safe_load(text)["architectures"]
+    return {arch: tuple(ComputeCapability.parse(c) for c in body["compute_capabilities"])
+            for arch, body in table.items()}
+
+
+def uncatalogued_gpu(name: str, architecture: str | None, capability: str | None) -> GpuModel | None:
+    """A model the catalogue lacks, described by what the host itself reports: ``nvidia-smi``'s
+    ``product_architecture`` and ``compute_cap``. One of the two is enough: a compute capability names its
+    architecture; an architecture alone gets its lowest capability (the conservative one for CUDA minimums).
+    None when the host reports neither usable.
+
+    Example: ``uncatalogued_gpu("NVIDIA RTX A5000", "Ampere", "8.6")`` -> Ampere, cc 8.6.
+    """
+    table = _capabilities()
+    cc: ComputeCapability | None = None
+    if capability:
+        try:
+            cc = ComputeCapability.parse(capability)
+        except ValueError:
+            cc = None
+    arch = None
+    if architecture and architecture.strip().lower() not in ("", "n/a", "unknown", "[n/a]"):
+        wanted = architecture.strip().lower()
+        arch = next((a for a in table if a.lower() == wanted), architecture.strip())
+    if arch is None and cc is not None:
+        arch = next((a for a, ccs in table.items() if cc in ccs), None)
+    if arch is not None and cc is None and table.get(arch):
+        cc = min(table[arch], key=lambda c: (c.major, c.minor))
+    if arch is None or cc is None:
+        return None
+    return GpuModel(name=name.strip() or "unnamed GPU", architecture=arch, compute_capability=cc, aliases=(),
+                    catalogued=False)
 
 
 def architectures() -> dict[str, list[GpuModel]]:

@@ -1,33 +1,86 @@
 """Inventory source: Ansible parses the inventory, this module maps its host and group vars onto the model.
 
-Variable names are documented in ``docs/conventions.md``. Unknown ``gpu_*`` variables are errors, so a typo
-(``gpu_rak``) cannot silently drop a host out of its failure domain.
+Variable names are documented in ``docs/conventions.md``. The project's variables live in the ``upgrade_``
+namespace, which no other GPU tooling uses; the older ``gpu_*`` names are still read (with one deprecation
+line per inventory), and every other ``gpu_*`` variable belongs to someone else (DeepOps sets
+``gpu_clock_lock``) and is ignored. An ``upgrade_*`` name close to one of ours (``upgrade_rak``) is an error,
+so a typo cannot silently drop a host out of its failure domain. Pools may also come from the inventory's
+own groups (``PoolGroups``), so a DeepOps, Omnia or kubespray inventory plans without edits.
 """
 
 from __future__ import annotations
 
+import difflib
+import fnmatch
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import Field, ValidationError
 
 from orchestrator.errors import InventoryError
 from orchestrator.loading import describe_validation
-from orchestrator.model.gpus import GpuModel
+from orchestrator.model.gpus import GpuModel, find_gpu
 from orchestrator.model.grammar import check_node_name
 from orchestrator.model.stack import Connection, FailureDomains, SchedulerKind, SchedulerRef, StrictModel
 
 MAX_NAME = 253  # a DNS name's length; racks, pools and switches are names too
 MAX_GPUS_PER_HOST = 1024
 
-KNOWN_VARS = {
-    "gpu_pool", "gpu_model", "gpu_count", "gpu_rack", "gpu_switch", "gpu_nvlink_domain", "gpu_nvswitch",
-    "gpu_scheduler", "gpu_scheduler_node", "gpu_cordoned", "gpu_cordon_reason", "gpu_managed",
+PREFIX = "upgrade_"
+# The project's inventory variables (new name) and the name each had before the ``upgrade_`` namespace.
+LEGACY_NAMES = {
+    "gpu_pool": "upgrade_pool", "gpu_model": "upgrade_model", "gpu_count": "upgrade_gpu_count",
+    "gpu_rack": "upgrade_rack", "gpu_switch": "upgrade_switch", "gpu_nvlink_domain": "upgrade_nvlink_domain",
+    "gpu_nvswitch": "upgrade_nvswitch", "gpu_scheduler": "upgrade_scheduler",
+    "gpu_scheduler_node": "upgrade_scheduler_node", "gpu_cordoned": "upgrade_cordoned",
+    "gpu_cordon_reason": "upgrade_cordon_reason", "gpu_managed": "upgrade_managed",
 }
+KNOWN_VARS = frozenset(LEGACY_NAMES.values())
 
 
 # Model field -> the inventory variable that feeds it, so errors name what the user wrote.
-_VAR_OF_FIELD = {"gpu": "gpu_model", "nvswitch": "gpu_nvswitch", "connection.port": "ansible_port",
-                 "connection.address": "ansible_host", "pool": "gpu_pool"}
+_VAR_OF_FIELD = {"gpu": "upgrade_model", "nvswitch": "upgrade_nvswitch", "connection.port": "ansible_port",
+                 "connection.address": "ansible_host", "pool": "upgrade_pool"}
+
+
+class PoolGroups(StrictModel):
+    """Pools from inventory groups: ``--pool-from-group`` (names or ``prefix*`` patterns; the group's name is
+    the pool's) and the desired state's ``pool_groups`` mapping (group -> pool). A host's own
+    ``upgrade_pool`` wins; a host in none of the groups is not managed (a login or control-plane node)."""
+
+    patterns: tuple[str, ...] = ()
+    mapping: dict[str, str] = {}
+
+    @classmethod
+    def parse(cls, text: str | None, mapping: Mapping[str, str] | None = None) -> PoolGroups:
+        """``"slurm-node,kube-node"`` or ``"pool_*"``; an empty item or a bad character is an InventoryError."""
+        patterns: list[str] = []
+        for item in (text or "").split(",") if text else []:
+            item = item.strip()
+            if not item or any(c.isspace() or ord(c) < 32 for c in item) or len(item) > MAX_NAME:
+                raise InventoryError("--pool-from-group", f"{text!r}: expected group names or prefixes "
+                                                          "(kube-node,slurm-node or pool_*), comma-separated")
+            patterns.append(item)
+        return cls(patterns=tuple(patterns), mapping=dict(mapping or {}))
+
+    @property
+    def active(self) -> bool:
+        return bool(self.patterns or self.mapping)
+
+    def pool_of(self, groups: Sequence[str]) -> str | None:
+        """The first pattern (in the order given) that one of the host's groups matches; then the mapping."""
+        for pattern in self.patterns:
+            for group in sorted(groups):
+                if group == pattern or ("*" in pattern and fnmatch.fnmatchcase(group, pattern)):
+                    return group
+        for group, pool in self.mapping.items():  # in the order written: the first group that fits wins
+            if group in groups:
+                return pool
+        return None
+
+    def describe(self) -> str:
+        """The setting as one string, recorded in a plan's sources so apply re-reads the same pools."""
+        return ",".join([*self.patterns, *(f"{g}={p}" for g, p in sorted(self.mapping.items()))])
 
 
 class InventoryHost(StrictModel):
@@ -40,30 +93,74 @@ class InventoryHost(StrictModel):
     domains: FailureDomains = FailureDomains()
     scheduler: SchedulerRef = SchedulerRef()
     gpu: GpuModel | None = None
+    gpu_declared: str | None = Field(default=None, description="upgrade_model as written, catalogued or not")
     gpu_count: int | None = Field(default=None, ge=0)
     nvswitch: bool = False
     cordoned_by_hand: bool = False
     cordon_reason: str | None = None
+    legacy_vars: tuple[str, ...] = Field(default=(), description="old gpu_* names this host's variables used")
 
 
-def host_from_vars(source: str, name: str, v: dict[str, Any], groups: list[str]) -> InventoryHost:
-    """One host from its Ansible variables, every value type-checked: a list is no pool, 22.7 no port."""
+def project_vars(where: str, v: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The host's variables with every project variable under its ``upgrade_`` name, and the old ``gpu_*``
+    names it used alone. Foreign ``gpu_*`` variables pass through untouched (nothing here reads them); an
+    ``upgrade_*`` name one typo away from ours is an error; when both names are set the new one wins."""
+    out = dict(v)
+    legacy = []
+    for old, new in LEGACY_NAMES.items():
+        if old in v and new not in v:  # both set: a transition inventory feeding roles that read the old name
+            legacy.append(old)
+            out[new] = v[old]
+    for key in v:
+        if key.startswith(PREFIX) and key not in KNOWN_VARS:
+            near = difflib.get_close_matches(key, KNOWN_VARS, n=1, cutoff=0.85)
+            if near:
+                raise InventoryError(where, f"unknown variable {key} (did you mean {near[0]}?)")
+    return out, tuple(sorted(legacy))
+
+
+def is_managed(where: str, v: Mapping[str, Any]) -> bool:
+    """``upgrade_managed`` (or the old ``gpu_managed``); true unless said otherwise."""
+    key = "upgrade_managed" if "upgrade_managed" in v else "gpu_managed"
+    return inventory_bool(where, dict(v), key, True)
+
+
+def host_from_vars(source: str, name: str, raw: dict[str, Any], groups: list[str],
+                   pools: PoolGroups | None = None, lineage: Sequence[str] | None = None) -> InventoryHost:
+    """One host from its Ansible variables, every value type-checked: a list is no pool, 22.7 no port.
+    ``lineage`` (the host's groups and those above them) is where ``pools`` looks for the pool. An error
+    names the variable as the inventory wrote it (``gpu_rack`` in an inventory not yet renamed)."""
     where = f"{source}: host {name}"
-    unknown = sorted(k for k in v if k.startswith("gpu_") and k not in KNOWN_VARS)
-    if unknown:
-        raise InventoryError(where, f"unknown variable {unknown[0]} (known: {', '.join(sorted(KNOWN_VARS))})")
-    pool = _name(where, v, "gpu_pool")
+    try:
+        return _host(where, name, raw, groups, pools, lineage)
+    except InventoryError as exc:
+        problem = exc.problem
+        for old, new in LEGACY_NAMES.items():
+            if old in raw and new not in raw and problem.startswith(f"{new}:"):
+                problem = old + problem.removeprefix(new)
+        if problem == exc.problem:
+            raise
+        raise InventoryError(exc.where, problem) from exc
+
+
+def _host(where: str, name: str, raw: dict[str, Any], groups: list[str], pools: PoolGroups | None,
+          lineage: Sequence[str] | None) -> InventoryHost:
+    v, legacy = project_vars(where, raw)
+    pool = _name(where, v, "upgrade_pool") or (pools.pool_of(lineage or groups) if pools else None)
     if not pool:
-        raise InventoryError(where, "no gpu_pool: set it as a host or group variable (or gpu_managed: false)")
-    scheduler = _name(where, v, "gpu_scheduler") or "none"
+        hint = " (or --pool-from-group GROUP)" if not (pools and pools.active) else ""
+        raise InventoryError(where, f"no upgrade_pool: set it as a host or group variable{hint} "
+                                    "(or upgrade_managed: false)")
+    scheduler = _name(where, v, "upgrade_scheduler") or "none"
     if scheduler not in {k.value for k in SchedulerKind}:
-        raise InventoryError(where, f"gpu_scheduler: {scheduler!r} is not one of "
+        raise InventoryError(where, f"upgrade_scheduler: {scheduler!r} is not one of "
                                     f"{', '.join(k.value for k in SchedulerKind)}")
     kind = SchedulerKind(scheduler)
-    node_name = _name(where, v, "gpu_scheduler_node")
+    node_name = _name(where, v, "upgrade_scheduler_node")
     problem = check_node_name(node_name or name, kind.value)
     if problem:
-        raise InventoryError(where, f"{'gpu_scheduler_node' if node_name else 'host name'}: {problem}")
+        raise InventoryError(where, f"{'upgrade_scheduler_node' if node_name else 'host name'}: {problem}")
+    declared = _name(where, v, "upgrade_model")
     try:
         return InventoryHost(
             name=name,
@@ -77,16 +174,19 @@ def host_from_vars(source: str, name: str, v: dict[str, Any], groups: list[str])
             pool=pool,
             groups=tuple(sorted(groups)),
             domains=FailureDomains(
-                rack=_name(where, v, "gpu_rack"),
-                switch=_name(where, v, "gpu_switch"),
-                nvlink_domain=_name(where, v, "gpu_nvlink_domain"),
+                rack=_name(where, v, "upgrade_rack"),
+                switch=_name(where, v, "upgrade_switch"),
+                nvlink_domain=_name(where, v, "upgrade_nvlink_domain"),
             ),
             scheduler=SchedulerRef(kind=kind, node_name=node_name),
-            gpu=_name(where, v, "gpu_model"),
-            gpu_count=_number(where, v, "gpu_count", None, 0, MAX_GPUS_PER_HOST),
-            nvswitch=inventory_bool(where, v, "gpu_nvswitch", False),
-            cordoned_by_hand=inventory_bool(where, v, "gpu_cordoned", False),
-            cordon_reason=_name(where, v, "gpu_cordon_reason"),
+            # A model the catalogue lacks is kept as written: the host's own facts describe it later.
+            gpu=find_gpu(declared) if declared else None,
+            gpu_declared=declared,
+            gpu_count=_number(where, v, "upgrade_gpu_count", None, 0, MAX_GPUS_PER_HOST),
+            nvswitch=inventory_bool(where, v, "upgrade_nvswitch", False),
+            cordoned_by_hand=inventory_bool(where, v, "upgrade_cordoned", False),
+            cordon_reason=_name(where, v, "upgrade_cordon_reason"),
+            legacy_vars=legacy,
         )
     except ValidationError as exc:
         field = ".".join(str(p) for p in exc.errors()[0]["loc"])
@@ -94,8 +194,17 @@ def host_from_vars(source: str, name: str, v: dict[str, Any], groups: list[str])
         raise InventoryError(where, f"{_VAR_OF_FIELD.get(field, field or 'value')}: {message}") from exc
     except InventoryError:
         raise
-    except ValueError as exc:  # unknown GPU (InputError is a ValueError too)
+    except ValueError as exc:  # InputError is a ValueError too
         raise InventoryError(where, str(exc)) from exc
+
+
+def deprecation_notice(source: str, hosts: Sequence[InventoryHost]) -> str | None:
+    """One line for the whole inventory naming every old ``gpu_*`` name it still uses; None when none."""
+    used = sorted({name for h in hosts for name in h.legacy_vars})
+    if not used:
+        return None
+    renames = ", ".join(f"{old} -> {LEGACY_NAMES[old]}" for old in used)
+    return f"{source}: deprecated variable names (still read, rename them): {renames}"
 
 
 def _shown(value: Any) -> str:

@@ -30,7 +30,7 @@ def inventory(tmp: Path, text: str, name: str = "hosts.yml") -> Path:
 
 
 def yaml_host(var: str) -> str:
-    return f"all:\n  hosts:\n    n1:\n      gpu_pool: p\n      gpu_model: H100\n      {var}\n"
+    return f"all:\n  hosts:\n    n1:\n      upgrade_pool: p\n      upgrade_model: H100\n      {var}\n"
 
 
 def desired(tmp: Path, old: str, new: str) -> Path:
@@ -149,23 +149,29 @@ RAW: list[Case] = [
 ]
 
 INVENTORY: list[Case] = [
-    ("gpu-managed-maybe", _inv("[p]\nn1 gpu_pool=p gpu_model=H100 gpu_managed=maybe\n", "hosts.ini"), 2,
+    ("old-name-maybe", _inv("[p]\nn1 gpu_pool=p gpu_model=H100 gpu_managed=maybe\n", "hosts.ini"), 2,
      "host n1: gpu_managed: 'maybe' is not a boolean"),
+    ("typo-in-our-namespace", _inv(yaml_host("upgrade_rak: r1")), 2, "host n1: unknown variable upgrade_rak"),
+    ("pool-from-group-empty-item", lambda tmp: (
+        plan_args(DESIRED, EXAMPLE, FACTS, "-o", str(tmp / "p.json"), "--pool-from-group", "a,,b"),
+        ["--pool-from-group"]), 2, "--pool-from-group"),
+    ("gpu-managed-maybe", _inv("[p]\nn1 upgrade_pool=p upgrade_model=H100 upgrade_managed=maybe\n", "hosts.ini"), 2,
+     "host n1: upgrade_managed: 'maybe' is not a boolean"),
     ("port-list", _inv(yaml_host("ansible_port: [22]")), 2, "host n1: ansible_port: expected a whole number"),
     ("port-float", _inv(yaml_host("ansible_port: 22.7")), 2, "ansible_port: expected a whole number, got float"),
     ("port-bool", _inv(yaml_host("ansible_port: true")), 2, "ansible_port: expected a whole number, got bool"),
     ("port-range", _inv(yaml_host("ansible_port: 70000")), 2, "ansible_port: 70000 is not between 1 and 65535"),
-    ("pool-list", _inv(yaml_host("gpu_rack: ['a']")), 2, "gpu_rack: expected a name, got list"),
-    ("pool-list-ini", _inv("[p]\nn1 gpu_pool=\"['a']\" gpu_model=H100\n", "hosts.ini"), 2,
-     "gpu_pool: expected a name, got list"),
-    ("pool-mapping", _inv(yaml_host("gpu_switch: {a: 1}")), 2, "gpu_switch: expected a name, got dict"),
-    ("count-float", _inv(yaml_host("gpu_count: 7.5")), 2, "gpu_count: expected a whole number"),
-    ("nvswitch-maybe", _inv(yaml_host("gpu_nvswitch: maybe")), 2, "gpu_nvswitch: 'maybe' is not a boolean"),
-    ("alias-bomb-host-var", _inv(yaml_host("gpu_rack: " + BOMB_FLOW)), 2, "once aliases are expanded"),
-    ("duplicate-host-key", _inv("all:\n  hosts:\n    n1: {gpu_pool: p}\n    n1: {gpu_pool: q}\n"), 2,
+    ("pool-list", _inv(yaml_host("upgrade_rack: ['a']")), 2, "upgrade_rack: expected a name, got list"),
+    ("pool-list-ini", _inv("[p]\nn1 upgrade_pool=\"['a']\" upgrade_model=H100\n", "hosts.ini"), 2,
+     "upgrade_pool: expected a name, got list"),
+    ("pool-mapping", _inv(yaml_host("upgrade_switch: {a: 1}")), 2, "upgrade_switch: expected a name, got dict"),
+    ("count-float", _inv(yaml_host("upgrade_gpu_count: 7.5")), 2, "upgrade_gpu_count: expected a whole number"),
+    ("nvswitch-maybe", _inv(yaml_host("upgrade_nvswitch: maybe")), 2, "upgrade_nvswitch: 'maybe' is not a boolean"),
+    ("alias-bomb-host-var", _inv(yaml_host("upgrade_rack: " + BOMB_FLOW)), 2, "once aliases are expanded"),
+    ("duplicate-host-key", _inv("all:\n  hosts:\n    n1: {upgrade_pool: p}\n    n1: {upgrade_pool: q}\n"), 2,
      "duplicate key 'n1'"),
     ("inventory-fifo-in-folder", lambda tmp: (
-        (tmp / "inv").mkdir(), inventory(tmp / "inv", "[p]\nn1 gpu_pool=p\n", "hosts.ini"), fifo(tmp / "inv", "x"),
+        (tmp / "inv").mkdir(), inventory(tmp / "inv", "[p]\nn1 upgrade_pool=p\n", "hosts.ini"), fifo(tmp / "inv", "x"),
         (plan_args(DESIRED, tmp / "inv"), [str(tmp / "inv")]))[-1], 2, "FIFO"),
 ]
 
@@ -185,6 +191,8 @@ POLICY: list[Case] = [
     ("production-yes", _des("    workloads:\n      - {name: llm", "    production: 'yes'\n    workloads:\n"
                             "      - {name: llm"), 2, "pools.train-h100.production"),
     ("version-true", _des("version: 1", "version: true"), 2, "version"),
+    ("pool-groups-list", _des("version: 1", "version: 1\npool_groups: [slurm-node]"), 2, "pool_groups"),
+    ("pool-groups-empty-pool", _des("version: 1", "version: 1\npool_groups: {slurm-node: ''}"), 2, "pool_groups"),
     ("per-domain-huge", _des("max_per_domain: {rack: 2}", "max_per_domain: {rack: 99999999}"), 2,
      "policy.max_per_domain: 99999999 is not between 0 and 1000000"),
     ("timezone-path", _des("timezone: Europe/Berlin", "timezone: ../../../../etc/passwd"), 2, "unknown time zone"),

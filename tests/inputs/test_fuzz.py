@@ -63,7 +63,7 @@ HOSTILE = st.one_of(
     st.lists(st.sampled_from([1, "a", None]), max_size=3),
     st.dictionaries(st.sampled_from(["a", "version", "driver", "start"]), st.sampled_from([1, "a"]), max_size=2),
 )
-KEYS = st.one_of(st.sampled_from(["version", "pools", "policy", "target", "driver", "gpu_pool", "hosts",
+KEYS = st.one_of(st.sampled_from(["version", "pools", "policy", "target", "driver", "upgrade_pool", "gpu_pool", "hosts",
                                   "schema_version", "host", "windows", "start", "", "[/x]", "gpu_rak"]),
                  st.text(min_size=1, max_size=12))
 OPS = ["replace", "replace", "replace", "delete", "insert", "wrap", "stringify", "deep", "duplicate", "rename"]
@@ -242,8 +242,9 @@ def test_fuzz_yaml_inventory(data: st.DataObject) -> None:
     _run_in_tmp(body)
 
 
-INI_VARS = ["gpu_pool", "gpu_model", "gpu_count", "gpu_rack", "gpu_nvswitch", "gpu_managed", "gpu_cordoned",
-            "gpu_scheduler", "ansible_port", "ansible_host", "gpu_cordon_reason"]
+INI_VARS = ["upgrade_pool", "upgrade_model", "upgrade_gpu_count", "upgrade_rack", "upgrade_nvswitch", "upgrade_managed",
+            "upgrade_cordoned", "upgrade_scheduler", "ansible_port", "ansible_host", "upgrade_cordon_reason",
+            "gpu_pool", "gpu_rack", "gpu_clock_lock"]  # old names still read; a foreign gpu_* ignored
 INI_VALUES = ["['a']", "{'a': 1}", "22.7", "maybe", "True", "0", "-1", "70000", "'[/x]'", "\"a b\"", "1e400",
               "(1, 2)", "None", "[/x]", "H100", "r01"]
 

@@ -126,7 +126,7 @@ def test_facts_tells_each_host_as_it_finishes(tmp_path: Path) -> None:
     inventory.write_text(yaml.safe_dump({"all": {"hosts": {
         "here": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
         "gone": {"ansible_host": "127.0.0.9", "ansible_port": 9, "ansible_user": "nobody"},
-    }, "vars": {"gpu_pool": "p", "gpu_model": "H100", "gpu_count": 8}}}))
+    }, "vars": {"upgrade_pool": "p", "upgrade_model": "H100", "upgrade_gpu_count": 8}}}))
     told: list[tuple[str, str]] = []
     snap = collect_live(inventory, load_inventory(inventory), on_host=lambda h, o: told.append((h, o)))
     assert sorted(told) == [("gone", "unreachable"), ("here", "ok")]
@@ -139,7 +139,7 @@ def test_facts_on_a_terminal_draws_a_bar_that_counts_hosts_in(tmp_path: Path) ->
     inventory.write_text(yaml.safe_dump({"all": {"hosts": {
         "here": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
         "gone": {"ansible_host": "127.0.0.9", "ansible_port": 9, "ansible_user": "nobody"},
-    }, "vars": {"gpu_pool": "p", "gpu_model": "H100", "gpu_count": 8}}}))
+    }, "vars": {"upgrade_pool": "p", "upgrade_model": "H100", "upgrade_gpu_count": 8}}}))
     controller, terminal = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "facts", "-i", str(inventory)], cwd=ROOT,
                             stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal,

@@ -98,15 +98,15 @@ def write_inventory_and_snapshot(n: int, folder: Path) -> tuple[Path, Path]:
     groups: dict[str, dict[str, object]] = {}
     hosts, unreachable = [], []
     for group, pool, gpu, nvswitch, _ in POOLS:
-        groups[group] = {"vars": {"gpu_pool": pool, "gpu_model": gpu, "gpu_count": 8, "gpu_nvswitch": nvswitch,
-                                  "gpu_scheduler": "slurm"}, "hosts": {}}
+        groups[group] = {"vars": {"upgrade_pool": pool, "upgrade_model": gpu, "upgrade_gpu_count": 8,
+                                  "upgrade_nvswitch": nvswitch, "upgrade_scheduler": "slurm"}, "hosts": {}}
     for i in range(n):
         group, _, _, _, model = POOLS[i % 3]
         name = f"gpu-{i:05d}"
         host_vars: dict[str, object] = {"ansible_host": f"127.1.{i // 256 % 256}.{i % 256}",
-                                        "gpu_rack": f"r{i // 48:04d}", "gpu_switch": f"leaf-{i // 192:03d}"}
+                                        "upgrade_rack": f"r{i // 48:04d}", "upgrade_switch": f"leaf-{i // 192:03d}"}
         if i % 100 == 42:
-            host_vars.update(gpu_cordoned=True, gpu_cordon_reason="RMA: GPU 3 Xid 79")
+            host_vars.update(upgrade_cordoned=True, upgrade_cordon_reason="RMA: GPU 3 Xid 79")
         groups[group]["hosts"][name] = host_vars  # type: ignore[index]
         if i % 100 == 99:
             unreachable.append({"host": name, "reason": "unreachable: ssh: connect to host: No route to host"})

@@ -22,7 +22,7 @@ time python3 -m orchestrator facts --local --output json > "$OUT/device-local.js
 python3 -m orchestrator facts --local > "$OUT/device-local.txt"; echo "local table rc=$?"
 cat > /tmp/device-inventory.ini <<INV
 [gpu]
-device-h100 ansible_connection=local ansible_python_interpreter=$(command -v python3) gpu_pool=device
+device-h100 ansible_connection=local ansible_python_interpreter=$(command -v python3) upgrade_pool=device
 INV
 time python3 -m orchestrator facts -i /tmp/device-inventory.ini --output json > "$OUT/device-ansible.json"; echo "ansible json rc=$?"
 python3 -m orchestrator facts -i /tmp/device-inventory.ini > "$OUT/device-ansible.txt"; echo "ansible table rc=$?"

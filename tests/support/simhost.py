@@ -37,6 +37,7 @@ REPOSITORY: dict[str, list[str]] = {
     "nvidia-container-toolkit": ["1.14.6-1", "1.17.8-1"],
 }
 ARCH = {"H100": "Hopper", "A100": "Ampere", "V100": "Volta", "H200": "Hopper", "L40S": "Ada Lovelace"}
+CAPABILITY = {"H100": "9.0", "A100": "8.0", "V100": "7.0", "H200": "9.0", "L40S": "8.9"}
 
 
 @dataclass
@@ -58,12 +59,18 @@ class SimHost:
     files: dict[str, str] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)
     available: dict[str, list[str]] = field(default_factory=lambda: copy.deepcopy(REPOSITORY))
+    # What nvidia-smi reports beyond the name; None: as the catalogued model would (a name the table lacks
+    # gets H100's), "N/A": the field says nothing; compute_cap "": a driver too old for the query field.
+    architecture: str | None = None
+    compute_cap: str | None = None
 
     # -- the collector's interface
     def run(self, cmd: list[str]) -> tuple[int, str, str]:
         if cmd[0] == "uname":
             return 0, self.kernel + "\n", ""
         if cmd[0] == "nvidia-smi":
+            if any(a.startswith("--query-gpu=") for a in cmd) and self._nvidia_smi()[0] == 0:
+                return self._query_gpu(cmd)
             return self._nvidia_smi()
         if cmd[0] == "dpkg-query":
             lines = [f"{name}\t{ver}\t{'hi' if name in self.held else 'ii'} "
@@ -122,6 +129,23 @@ class SimHost:
             return 18, message, ""
         return 0, self.nvidia_smi_xml(), ""
 
+    def _model(self) -> str:
+        return next((k for k in ARCH if k in self.gpu_name), "H100")
+
+    def _buses(self) -> list[str]:
+        return [f"00000000:{0x18 + i * 0x10:02X}:00.0" for i in range(self.gpu_count)]
+
+    def _query_gpu(self, cmd: list[str]) -> tuple[int, str, str]:
+        """``--query-gpu=pci.bus_id,compute_cap --format=csv`` as a real driver answers it."""
+        fields = next(a for a in cmd if a.startswith("--query-gpu=")).split("=", 1)[1].split(",")
+        cap = CAPABILITY[self._model()] if self.compute_cap is None else self.compute_cap
+        if "compute_cap" in fields and cap == "":
+            return 2, 'Field "compute_cap" is not a valid field to query.\n', ""
+        values = {"pci.bus_id": self._buses(), "compute_cap": [cap] * self.gpu_count,
+                  "name": [self.gpu_name] * self.gpu_count}
+        rows = [", ".join(fields)] + [", ".join(values[f][i] for f in fields) for i in range(self.gpu_count)]
+        return 0, "\n".join(rows) + "\n", ""
+
     def nvidia_smi_xml(self) -> str:
         root = ET.fromstring((CAPTURES / "nvidia-smi-q.xml").read_text().split("\n", 2)[2])
         assert self.driver
@@ -131,13 +155,12 @@ class SimHost:
         template = root.find("gpu")
         assert template is not None
         root.remove(template)
-        model = next((k for k in ARCH if k in self.gpu_name), "H100")
-        for i in range(self.gpu_count):
+        model = self._model()
+        for i, bus in enumerate(self._buses()):
             gpu = copy.deepcopy(template)
-            bus = f"00000000:{0x18 + i * 0x10:02X}:00.0"
             gpu.set("id", bus)
             gpu.find("product_name").text = self.gpu_name  # type: ignore[union-attr]
-            gpu.find("product_architecture").text = ARCH[model]  # type: ignore[union-attr]
+            gpu.find("product_architecture").text = self.architecture or ARCH[model]  # type: ignore[union-attr]
             gpu.find("minor_number").text = str(i)  # type: ignore[union-attr]
             gpu.find("uuid").text = f"GPU-{i:08x}-2c9e-27a1-a554-b3d9b01a8b44"  # type: ignore[union-attr]
             gpu.find("pci/pci_bus_id").text = bus  # type: ignore[union-attr]
