@@ -207,7 +207,7 @@ def test_bare_host_drain_stops_services_and_waits_for_gpu_users(lab: LabHandle) 
     hold = "setsid sh -c 'exec sleep {s} 3</usr/lib/x86_64-linux-gnu/libcuda.so.1' >/dev/null 2>&1 </dev/null &"
     lab.ssh(host, hold.format(s=60))
     try:
-        slow = play(lab, "drain.yml", host, gpu_scheduler="none", drain_timeout_s=2, drain_poll_s=1)
+        slow = play(lab, "drain.yml", host, upgrade_scheduler="none", drain_timeout_s=2, drain_poll_s=1)
         assert slow.status == "failed"
         failed = next(t for t in slow.tasks if t.status == "failed")
         assert failed.task == "Wait until no process uses a GPU"
@@ -216,12 +216,12 @@ def test_bare_host_drain_stops_services_and_waits_for_gpu_users(lab: LabHandle) 
     finally:
         lab.ssh(host, "pkill -x sleep")
     lab.ssh(host, hold.format(s=3))
-    drained = play(lab, "drain.yml", host, gpu_scheduler="none", drain_poll_s=1)
+    drained = play(lab, "drain.yml", host, upgrade_scheduler="none", drain_poll_s=1)
     assert drained.status == "successful", drained.host_messages(host)
     assert stats(drained, host, "gpu_drain") == {"scheduler": "none", "node": host, "action": "drained",
                                                  "services_stopped": ["nvidia-dcgm"], "gpu_processes": [],
                                                  "host": host}
     assert lab.ssh(host, "/etc/init.d/nvidia-dcgm status").returncode == 3
-    back = play(lab, "uncordon.yml", host, gpu_scheduler="none")
+    back = play(lab, "uncordon.yml", host, upgrade_scheduler="none")
     assert stats(back, host, "gpu_drain")["services_started"] == ["nvidia-dcgm"]  # type: ignore[index]
     assert lab.ssh(host, "/etc/init.d/nvidia-dcgm status").returncode == 0

@@ -26,7 +26,7 @@ def inventory(tmp_path: Path) -> Path:
     path = tmp_path / "hosts.yml"
     path.write_text(yaml.safe_dump({"all": {"hosts": {NODE: {
         "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-        "gpu_pool": "k8s", "gpu_scheduler": "kubernetes"}}}}))
+        "upgrade_pool": "k8s", "upgrade_scheduler": "kubernetes"}}}}))
     return path
 
 
@@ -77,10 +77,10 @@ def test_node_cordoned_by_hand_is_left_alone(inventory: Path) -> None:
 
 def test_inventory_cordon_is_left_alone_without_calling_the_api(inventory: Path) -> None:
     with serve() as api:
-        result = run("drain.yml", inventory, api, gpu_cordoned=True, gpu_cordon_reason="RMA ticket 42")
+        result = run("drain.yml", inventory, api, upgrade_cordoned=True, upgrade_cordon_reason="RMA ticket 42")
         assert stats(result, NODE, "gpu_drain") == {
             "scheduler": "kubernetes", "node": NODE, "action": "left_alone",
-            "detail": "cordoned by hand (gpu_cordoned): RMA ticket 42", "host": NODE}
+            "detail": "cordoned by hand (upgrade_cordoned): RMA ticket 42", "host": NODE}
         assert api.requests == []
 
 
