@@ -33,7 +33,7 @@ POOLS = {
 }
 POLICY = {"canary": 1, "waves": ["100%"], "max_unavailable": 2, "soak": 0, "gates": ["dcgm-r1"],
           "failure_budget": {"per_wave": 1, "total": 2}, "drain": {"timeout": 60}, "unreachable_retry": 30}
-FAST = ["-e", "driver_reboot_timeout_s=40", "-e", "drain_timeout_s=60"]
+FAST = ["-e", "upgrade_driver_reboot_timeout_s=40", "-e", "drain_timeout_s=60"]
 CASES: dict[Fault, dict[str, Any]] = {
     Fault.INSTALL_FAILS: {"packages": ("nvidia-driver-580-open", "nvidia-driver-580")},
     Fault.REBOOT_HANGS: {},

@@ -32,7 +32,7 @@ DRIVER_ONLY = {
     "inference": {"target": {"driver": "580.95.05", "kernel_module": "proprietary"},
                   "policy": {"max_unavailable": 1}},
 }
-FAST = ["-e", "driver_reboot_timeout_s=40", "-e", "drain_timeout_s=120"]
+FAST = ["-e", "upgrade_driver_reboot_timeout_s=40", "-e", "drain_timeout_s=120"]
 
 
 @pytest.fixture()
