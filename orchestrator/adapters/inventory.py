@@ -22,8 +22,8 @@ def load_inventory(path: str | Path, limit: str | None = None, pools: PoolGroups
     hostvars = meta.get("hostvars") if isinstance(meta, dict) else None
     if not isinstance(hostvars, dict):
         hostvars = {}
-    groups = _groups_by_host(data)
-    parents = _parents(data)
+    groups = _listed_by(data, "hosts")
+    parents = _listed_by(data, "children")
     names = sorted(set(hostvars) | set(groups))
     hosts = []
     for name in names:
@@ -45,24 +45,15 @@ def load_inventory(path: str | Path, limit: str | None = None, pools: PoolGroups
     return hosts
 
 
-def _groups_by_host(data: dict[str, Any]) -> dict[str, list[str]]:
+def _listed_by(data: dict[str, Any], key: str) -> dict[str, list[str]]:
+    """Member -> the groups that list it under ``key``: ``hosts`` gives a host's own groups, ``children`` a
+    group's parents (``k8s_cluster`` for ``kube_node``)."""
     out: dict[str, list[str]] = {}
     for group, body in data.items():
-        if group == "_meta" or not isinstance(body, dict) or not isinstance(body.get("hosts", []), list):
+        if group == "_meta" or not isinstance(body, dict) or not isinstance(body.get(key, []), list):
             continue
-        for host in body.get("hosts", []):
-            out.setdefault(str(host), []).append(group)
-    return out
-
-
-def _parents(data: dict[str, Any]) -> dict[str, list[str]]:
-    """Group -> the groups that list it among their children (``k8s_cluster`` for ``kube_node``)."""
-    out: dict[str, list[str]] = {}
-    for group, body in data.items():
-        if group == "_meta" or not isinstance(body, dict) or not isinstance(body.get("children", []), list):
-            continue
-        for child in body.get("children", []):
-            out.setdefault(str(child), []).append(group)
+        for member in body.get(key, []):
+            out.setdefault(str(member), []).append(group)
     return out
 
 
