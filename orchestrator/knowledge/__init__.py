@@ -7,7 +7,7 @@ Public API (pure, no IO except ``load_knowledge``)::
     check_transition(knowledge, hardware_or_host, before, after, context) -> list[Violation]
 """
 
-from orchestrator.knowledge.engine import check, check_transition, rule_ids, worst
+from orchestrator.knowledge.engine import check, check_transition, rule_ids, step_findings, worst
 from orchestrator.knowledge.findings import CheckContext, Hardware, Severity, Violation, Workload
 from orchestrator.knowledge.loader import Conflict, Knowledge, KnowledgeError, load_knowledge
 
@@ -24,5 +24,6 @@ __all__ = [
     "check_transition",
     "load_knowledge",
     "rule_ids",
+    "step_findings",
     "worst",
 ]

@@ -55,6 +55,12 @@ def check_transition(
     hw = _hardware(hardware)
     old = set(check(knowledge, hw, before, context))
     found = [v for v in check(knowledge, hw, after, context) if v not in old]
+    return _sorted([*found, *step_findings(before, after)])
+
+
+def step_findings(before: SoftwareStack, after: SoftwareStack) -> list[Violation]:
+    """The rules of the move itself, whatever either stack holds: a driver downgrade, a module flavor switch."""
+    found = []
     if before.driver and after.driver and after.driver < before.driver:
         found.append(
             Violation(
@@ -76,7 +82,7 @@ def check_transition(
                 fix="remove the old flavor's packages before installing the new one",
             )
         )
-    return _sorted(found)
+    return found
 
 
 def worst(violations: Iterable[Violation]) -> Severity | None:

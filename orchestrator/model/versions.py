@@ -33,7 +33,7 @@ class _Version:
 
     kind: ClassVar[str] = "version"
     expected: ClassVar[str] = ""
-    __slots__ = ("key", "text")
+    __slots__ = ("_hash", "key", "text")
 
     def __init__(self, text: str) -> None:
         if not isinstance(text, str):
@@ -44,6 +44,7 @@ class _Version:
             raise VersionError(self.kind, text, self.expected)
         self.text = cleaned
         self.key: tuple[int, ...] = key
+        self._hash = hash((type(self).__name__, key))  # versions key every plan cache: hash once
 
     def _parse(self, text: str) -> tuple[int, ...] | None:
         raise NotImplementedError
@@ -55,7 +56,7 @@ class _Version:
         return self.text
 
     def __hash__(self) -> int:
-        return hash((type(self).__name__, self.key))
+        return self._hash
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):

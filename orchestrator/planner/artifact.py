@@ -77,8 +77,11 @@ _LISTS = ("step_lists", "classes", "domain_sets", "rows", "waves", "pools", "exc
 _SHARED = ("steps", "rollback")  # a class's step lists, kept once in ``step_lists`` and named by index
 
 
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # one encoder: rows are many small values
+
+
 def _compact(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _COMPACT.encode(value)
 
 
 def _body(data: dict[str, Any], rows: Sequence[Any] | None = None) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from orchestrator.knowledge import CheckContext, Hardware, Knowledge, Severity, Violation, check, check_transition
+from orchestrator.knowledge import CheckContext, Hardware, Knowledge, Severity, Violation, check, step_findings
 from orchestrator.model.desired import DesiredState
 from orchestrator.model.policy import Gate, PoolRules, RolloutPolicy
 from orchestrator.model.stack import Host, HostPackages, SoftwareStack
@@ -138,8 +138,7 @@ class Classifier:
             return _Judged(target, noop=True)
         ctx = self._context(pool)
         found = check(self.knowledge, hw, target, ctx)
-        transition = [v for v in check_transition(self.knowledge, hw, stack, target, ctx)
-                      if v.rule in ("driver-downgrade", "kernel-module-flavor-change")]
+        transition = step_findings(stack, target)
         errors = tuple(v for v in found if v.severity is Severity.ERROR)
         if errors:
             return _Judged(target, noop=False, errors=errors)

@@ -90,7 +90,8 @@ class OrderFinder:
             update = {c: after.component(c) for i, u in enumerate(units) if mask >> i & 1 for c in u}
             return before.model_copy(update=update)
 
-        def valid(mask: int) -> bool:
+        @cache
+        def valid(mask: int) -> bool:  # the search reaches each subset from many others: judge it once
             return mask == full or self.errors(hw, stack_of(mask)) <= allowed
 
         best = _best_path(n, valid)
