@@ -367,3 +367,32 @@ def min_bandwidth(diag: dict[str, Any], key: str = "h2d_gbps") -> float | None:
     """The slowest GPU's figure: one weak GPU makes the host a straggler."""
     values = [v[key] for v in (diag.get("bandwidth") or {}).values() if key in v]
     return min(values) if values else None
+
+
+# ---------------------------------------------------------------- Xid errors in the kernel log
+
+# "NVRM: Xid (PCI:0000:3b:00): 79, pid=1234, name=python, GPU has fallen off the bus." (driver 450 and later);
+# older drivers print "NVRM: Xid (0000:3b:00): 13, ...". Codes: https://docs.nvidia.com/deploy/xid-errors/
+_XID = re.compile(r"NVRM: Xid \((?:PCI:)?([0-9A-Fa-f:.]+)\): (\d+)(?:,\s*(.*))?")
+
+
+def parse_xid(text: str) -> list[dict[str, Any]]:
+    """Every ``NVRM: Xid`` line of a kernel log: the GPU's PCI address, the code and the driver's words."""
+    out = []
+    for line in text.splitlines():
+        m = _XID.search(line)
+        if m:
+            out.append({"bus_id": m.group(1), "code": int(m.group(2)), "text": (m.group(3) or "").strip(),
+                        "line": line.strip()})
+    return out
+
+
+def xid_problems(events: list[dict[str, Any]]) -> list[str]:
+    """One line per GPU naming its Xid codes (an empty list: no Xid since the upgrade started)."""
+    by_bus: dict[str, list[int]] = {}
+    for e in events:
+        codes = by_bus.setdefault(e["bus_id"], [])
+        if e["code"] not in codes:
+            codes.append(e["code"])
+    return ["GPU %s: Xid %s in the kernel log" % (bus, ", ".join(str(c) for c in codes))
+            for bus, codes in sorted(by_bus.items())]
