@@ -220,10 +220,10 @@ def driver_check(lib: str = "libcuda.so.1", ptx_isa: str = PTX_ISA, **sizes: int
         return {"ok": False, "error": "cannot load %s: %s" % (lib, e)}
     result: dict[str, Any] = {"ok": False, "library": lib, "gpus": []}
     try:
-        cu("cuInit", 0)
         v, count = ctypes.c_int(), ctypes.c_int()
-        cu("cuDriverGetVersion", ctypes.byref(v))
+        cu("cuDriverGetVersion", ctypes.byref(v))  # answers before cuInit, so a failed init still says it
         result["cuda_driver_version"] = _version(v.value)
+        cu("cuInit", 0)
         cu("cuDeviceGetCount", ctypes.byref(count))
         result["gpu_count"] = count.value
         if count.value == 0:
