@@ -4,8 +4,8 @@ Standard library only, Python 3.8 syntax: shipped to hosts as Ansible module_uti
 callable (argv list, timeout -> rc, stdout, stderr), so tests feed captured output.
 
 Level 1: the CUDA probe without NCCL (driver, runtime, cuDNN), nvidia-smi health, versions, Xid in the kernel
-log. Level 2 adds the NCCL all-reduce, ``dcgmi diag -r 1`` where DCGM is installed and the pool's workload.
-Level 3 runs ``dcgmi diag -r 2`` instead of ``-r 1``.
+log. Level 2 adds the NCCL all-reduce and ``dcgmi diag -r 1`` where DCGM is installed; level 3 runs
+``dcgmi diag -r 2`` instead. The pool's workload gate, when it has one, runs at every level.
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ def run_gate(level: int = 1, *, expect_driver: Optional[str] = None,
     result["diag"] = diag_check(run, 2 if level >= 3 else 1, diag_timeout) if level >= 2 else None
     if result["diag"] is not None:
         problems += gate_parsers.diag_problems(result["diag"])
-    result["workload"] = workload_check(run, workload) if (workload and level >= 2) else None
+    result["workload"] = workload_check(run, workload) if workload else None
     if result["workload"] is not None and not result["workload"]["ok"]:
         problems.append(result["workload"]["error"])
     figures = cuda_probe.probe_figures(result["probe"])
