@@ -1,8 +1,9 @@
 """Each host's figures before its upgrade: the baseline the straggler rules compare its gates with afterwards.
 
-Before a run changes a host that has no baseline yet, the level-1 gate (the CUDA probe, health, no DCGM) runs on
-it as it is, with ``gate_fail`` off: a host whose old stack already fails a gate still gives its figures, and
-the run goes on to its planned precheck and upgrade. The figures go to the journal's baselines, kept across runs.
+Before a run changes a host that has no baseline yet, the gate without DCGM (``gate_level`` 0: the CUDA probe,
+health, versions, Xid) runs on it as it is, with ``gate_fail`` off: a host whose old stack already fails a gate
+still gives its figures, and the run goes on to its planned precheck and upgrade. The figures go to the
+journal's baselines, kept across runs.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from orchestrator.ports import HostActions, JournalPort
 from orchestrator.run.stragglers import STRAGGLER_METRICS
 
 BASELINE_STEP = Step(id="baseline-gate", kind=StepKind.GATE, gate="baseline", estimate_s=30, playbook="gate.yml",
-                     vars={"gate_level": 1, "gate_expect_driver": "", "gate_fail": False})
+                     vars={"gate_level": 0, "gate_expect_driver": "", "gate_fail": False})
 
 
 def measure_baselines(port: HostActions, journal: JournalPort, hosts: Iterable[str],

@@ -144,13 +144,22 @@ def run_gate(level: int = 1, *, expect_driver: Optional[str] = None,
              need_cudnn: bool = False, since: Optional[float] = None, workload: Optional[Dict[str, Any]] = None,
              timeout: float = 120.0, diag_timeout: float = 1800.0, max_temperature_c: float = 85.0,
              extra_dirs: Optional[List[str]] = None, run: Runner = run_command,
-             probe: Optional[Callable[..., Dict[str, Any]]] = None) -> Dict[str, Any]:
-    """Every gate of ``level`` on this machine: one dict with passed, problems, each check's result and figures."""
+             probe: Optional[Callable[..., Dict[str, Any]]] = None, diag_level: Optional[int] = None,
+             nccl: Optional[bool] = None) -> Dict[str, Any]:
+    """Every gate of ``level`` on this machine: one dict with passed, problems, each check's result and figures.
+
+    ``diag_level`` (the ``dcgmi diag -r`` level, 0: none) and ``nccl`` override what ``level`` implies: the gate
+    role passes the plan's DCGM level as it is.
+    """
+    if diag_level is None:
+        diag_level = 0 if level < 2 else 1 if level == 2 else 2
+    if nccl is None:
+        nccl = level >= 2
     t0 = time.monotonic()
     problems: List[str] = []
     probe_fn = probe or cuda_probe.run_probe
     result: Dict[str, Any] = {"level": level}
-    result["probe"] = probe_fn(cuda_version=cuda_version, nccl=level >= 2, timeout=timeout, extra_dirs=extra_dirs)
+    result["probe"] = probe_fn(cuda_version=cuda_version, nccl=nccl, timeout=timeout, extra_dirs=extra_dirs)
     problems += cuda_probe.probe_problems(result["probe"], need_cudnn=need_cudnn)
     health = health_check(run, timeout, max_temperature_c)
     result["health"] = health["gpus"]
@@ -169,7 +178,7 @@ def run_gate(level: int = 1, *, expect_driver: Optional[str] = None,
     xid = xid_check(run, timeout, since)
     result["xid"] = xid
     problems += xid["problems"]
-    result["diag"] = diag_check(run, 2 if level >= 3 else 1, diag_timeout) if level >= 2 else None
+    result["diag"] = diag_check(run, diag_level, diag_timeout) if diag_level > 0 else None
     if result["diag"] is not None:
         problems += gate_parsers.diag_problems(result["diag"])
     result["workload"] = workload_check(run, workload) if workload else None

@@ -38,4 +38,4 @@ def test_baselines_are_measured_once_per_host_and_kept(tmp_path: Path) -> None:
     assert sorted(h for h, _ in port.calls) == ["gpu-1", "gpu-2", "gpu-3"]
     step = port.calls[0][1]
     assert step is BASELINE_STEP and step.playbook == "gate.yml"
-    assert step.vars == {"gate_level": 1, "gate_expect_driver": "", "gate_fail": False}
+    assert step.vars == {"gate_level": 0, "gate_expect_driver": "", "gate_fail": False}
