@@ -18,9 +18,13 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 try:  # in the project
     from orchestrator.hostside import cuda_probe, gate_parsers
-except ImportError:  # shipped by the gate role as module_utils
-    from ansible.module_utils import gpu_cuda_probe as cuda_probe  # type: ignore[no-redef,import-untyped]
-    from ansible.module_utils import gpu_gate_parsers as gate_parsers  # type: ignore[no-redef]
+except ImportError:  # shipped as module_utils of the gpu_fleet.upgrade collection (links to these files)
+    from ansible_collections.gpu_fleet.upgrade.plugins.module_utils import (  # type: ignore[import-not-found,no-redef]
+        upgrade_cuda_probe as cuda_probe,
+    )
+    from ansible_collections.gpu_fleet.upgrade.plugins.module_utils import (  # type: ignore[import-not-found,no-redef]
+        upgrade_gate_parsers as gate_parsers,
+    )
 
 Runner = Callable[[List[str], float], Tuple[int, str, str]]
 
@@ -41,17 +45,32 @@ def run_command(argv: List[str], timeout: float) -> Tuple[int, str, str]:
     return p.returncode, p.stdout, p.stderr
 
 
-def health_check(run: Runner, timeout: float, max_temperature_c: float = 85.0) -> Dict[str, Any]:
-    """nvidia-smi's health fields per GPU and what is wrong with them."""
+HEALTH_SECTIONS = "PERFORMANCE,CLOCK,ECC,PAGE_RETIREMENT,ROW_REMAPPER"
+
+
+def health_check(run: Runner, timeout: float, max_temperature_c: float = 85.0,
+                 bad_reasons: Optional[List[str]] = None) -> Dict[str, Any]:
+    """nvidia-smi's health fields per GPU (query CSV, completed by ``-q -d``) and what is wrong with them."""
     rc, out, err = run(["nvidia-smi", "--query-gpu=" + QUERY, "--format=csv"], timeout)
     if rc != 0:
         first = (err or out).strip().splitlines()
         return {"gpus": [], "drivers": [], "problems": ["nvidia-smi: %s" % (first[0] if first else "exit %d" % rc)]}
     rows = gate_parsers.parse_query_csv(out)
     gpus = [gate_parsers.health_from_query(r) for r in rows]
+    rc, text, _err = run(["nvidia-smi", "-q", "-d", HEALTH_SECTIONS], timeout)
+    if rc == 0:  # retired pages, remapped rows, aggregate ECC: only the text report has them
+        detailed = {}
+        for g in gate_parsers.parse_smi_query_text(text)["gpus"]:
+            h = gate_parsers.health_from_query_text(g)
+            detailed[str(h["bus_id"]).upper()] = h
+        for gpu in gpus:
+            for key, value in detailed.get(str(gpu.get("bus_id")).upper(), {}).items():
+                if value is not None and (key not in ("temperature_c", "sm_clock_mhz") or gpu.get(key) is None):
+                    gpu[key] = value
     problems: List[str] = []
     for g in gpus:
-        problems += gate_parsers.gpu_health_problems(g, max_temperature_c)
+        problems += gate_parsers.gpu_health_problems(g, max_temperature_c,
+                                                     bad_reasons or gate_parsers.BAD_CLOCK_EVENT_REASONS)
     drivers = sorted({str(r.get("driver_version")) for r in rows if r.get("driver_version")})
     return {"gpus": gpus, "drivers": drivers, "names": [r.get("name") for r in rows], "problems": problems}
 
@@ -145,7 +164,7 @@ def run_gate(level: int = 1, *, expect_driver: Optional[str] = None,
              timeout: float = 120.0, diag_timeout: float = 1800.0, max_temperature_c: float = 85.0,
              extra_dirs: Optional[List[str]] = None, run: Runner = run_command,
              probe: Optional[Callable[..., Dict[str, Any]]] = None, diag_level: Optional[int] = None,
-             nccl: Optional[bool] = None) -> Dict[str, Any]:
+             nccl: Optional[bool] = None, bad_clock_event_reasons: Optional[List[str]] = None) -> Dict[str, Any]:
     """Every gate of ``level`` on this machine: one dict with passed, problems, each check's result and figures.
 
     ``diag_level`` (the ``dcgmi diag -r`` level, 0: none) and ``nccl`` override what ``level`` implies: the gate
@@ -161,7 +180,7 @@ def run_gate(level: int = 1, *, expect_driver: Optional[str] = None,
     result: Dict[str, Any] = {"level": level}
     result["probe"] = probe_fn(cuda_version=cuda_version, nccl=nccl, timeout=timeout, extra_dirs=extra_dirs)
     problems += cuda_probe.probe_problems(result["probe"], need_cudnn=need_cudnn)
-    health = health_check(run, timeout, max_temperature_c)
+    health = health_check(run, timeout, max_temperature_c, bad_clock_event_reasons)
     result["health"] = health["gpus"]
     problems += health["problems"]
     versions = {"driver_expected": expect_driver, "driver_found": health["drivers"], "passed": True}
