@@ -22,7 +22,7 @@ except ImportError:  # shipped as module_utils of the gpu_fleet.upgrade collecti
     from ansible_collections.gpu_fleet.upgrade.plugins.module_utils import (  # type: ignore[import-not-found,no-redef]
         upgrade_cuda_probe as cuda_probe,
     )
-    from ansible_collections.gpu_fleet.upgrade.plugins.module_utils import (  # type: ignore[import-not-found,no-redef]
+    from ansible_collections.gpu_fleet.upgrade.plugins.module_utils import (  # type: ignore[no-redef]
         upgrade_gate_parsers as gate_parsers,
     )
 
