@@ -147,8 +147,10 @@ def apply(plan: Plan, plan_path: Path, wave_spec: str, *, inventory: Path | None
         else:
             run_id = journal.start_run(plan.plan_hash, str(plan_path))
             journal.record(run_id, "run_waves", data={"waves": [w.name for w in waves]})
-        port = actions or AnsibleActions(inventory or Path(plan.sources.get("inventory", "")), extravars,
-                                         state=store.local_dir)
+        # the gates look for Xid errors in the kernel log since the run started (not since an older boot)
+        gate_since = {"gate_since": int(when.timestamp())}
+        port = actions or AnsibleActions(inventory or Path(plan.sources.get("inventory", "")),
+                                         {**gate_since, **(extravars or {})}, state=store.local_dir)
         baselines = journal.baselines(METRIC, exclude_run=run_id)
         figure_baselines = {m: journal.baselines(m, exclude_run=run_id) for m in STRAGGLER_METRICS if m != METRIC}
         if measure_before:  # hosts not yet touched by this run and without any baseline: measured as they are
