@@ -38,7 +38,8 @@ _VAR_GRAMMAR: dict[str, re.Pattern[str] | frozenset[str]] = {
     "reboot_expect_flavor": FLAVOR,
 }
 _NUMERIC_VARS = frozenset({"drain_timeout_s", "gate_level"})
-_BOOL_VARS = frozenset({"upgrade_host_reboot", "upgrade_fabric_manager_start", "upgrade_package_hold", "gate_fail"})
+_BOOL_VARS = frozenset({"upgrade_host_reboot", "upgrade_fabric_manager_start", "upgrade_package_hold", "gate_fail",
+                        "gate_nccl"})
 
 
 def is_build(text: str) -> bool:

@@ -130,6 +130,8 @@ def _playbook(step: Step, pin: Pinning, reboot_later: bool, problems: list[str])
         return {"playbook": "uncordon.yml", "vars": {"drain_reason": pin.drain_reason}}
     if step.kind == StepKind.GATE:
         gate_vars: dict[str, VarValue] = {"gate_level": gate_level(step.gate), "gate_expect_driver": driver}
+        if step.gate == Gate.NCCL_TESTS.value:  # the probe's all-reduce over the host's GPUs
+            gate_vars["gate_nccl"] = True
         if pin.workload_gate is not None:
             gate_vars["gate_workload"] = pin.workload_gate.model_dump(mode="json")
         return {"playbook": "gate.yml", "vars": gate_vars}

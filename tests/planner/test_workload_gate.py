@@ -55,3 +55,12 @@ def test_plan_loading_checks_the_workload_again() -> None:
     assert "does not follow its grammar" in str(check_var("gate_workload", {"command": ["{{ x }}"]}))
     assert "needs a command or an image" in str(check_var("gate_workload", {"command": []}))
     assert "runtime" in str(check_var("gate_workload", {"image": "a", "runtime": "lxc"}))
+
+
+def test_nccl_tests_gate_asks_for_the_probes_all_reduce() -> None:
+    fleet, unknown, now = load_fleet(SCENARIO / "fleet.yaml")
+    desired = (f"version: 1\npolicy: {{canary: 1, max_unavailable: 2, soak: 0, gates: [dcgm-r1, nccl-tests]}}\n"
+               f"pools:\n  train:\n    target: {TARGET}\n")
+    plan = build_plan(fleet, parse_desired(desired), None, load_knowledge(), now, unknown=unknown)
+    steps = [s for c in plan.classes for s in c.steps if s.kind == StepKind.GATE]
+    assert {s.gate: s.vars.get("gate_nccl") for s in steps} == {"dcgm-r1": None, "nccl-tests": True}
