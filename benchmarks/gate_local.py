@@ -26,7 +26,7 @@ def main() -> None:
                               capture_output=True, text=True, check=False)
         wall = time.monotonic() - t0
         data = json.loads(proc.stdout)
-        checks = {k: v.get("seconds") for k, v in data["probe"].items()}
+        checks = {k: v.get("seconds") for k, v in data["probe"].items() if v}
         print(f"run {i + 1}: exit {proc.returncode}, {wall:.2f} s wall, gate {data['seconds']:.3f} s, checks {checks}")
     print("figures:", json.dumps(data["figures"]))
     print("problems:", data["problems"] or "none")
