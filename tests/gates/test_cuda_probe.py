@@ -142,3 +142,33 @@ def test_gate_names_xid_codes_wrong_driver_and_skips_missing_dcgm() -> None:
     assert "driver 580.159.04 found, 580.95.05 planned" in gate.problems
     assert "GPU 0000:00:06: Xid 79 in the kernel log" in gate.problems
     assert gate.xid is not None and gate.xid.codes == [79] and gate.xid.source == "journalctl"
+
+
+def _collection_gate(level: int) -> tuple[GateResult, str]:
+    text = (H200 / "collection" / f"ansible-collection-gate-l{level}.txt").read_text()
+    m = re.search(r'^ok: \[localhost\] => (\{"changed": false, "gate": .*\})$', text, re.M)
+    assert m, "the upgrade_gate module's result line"
+    return GateResult.model_validate(json.loads(m.group(1))["gate"]), text
+
+
+def test_real_h200_collection_gate_playbook_with_nccl_workload_and_health() -> None:
+    """The gpu_fleet.upgrade collection's gate.yml (role upgrade_gates) over a local connection on the H200."""
+    for level in (0, 1):
+        gate, text = _collection_gate(level)
+        assert gate.passed and "failed=0" in text
+        assert gate.diag is None  # no DCGM installed there: not a gate, at DCGM level 1 either
+        assert gate.versions is not None and gate.versions.passed and gate.versions.driver_expected == "580.159.04"
+        assert gate.probe is not None and gate.probe.nccl is not None and gate.probe.nccl.version == "2.28.3"
+        assert gate.probe.runtime is not None and gate.probe.runtime.runtime_version == "13.0"
+        assert gate.workload is not None and gate.workload.ok and gate.workload.output_tail == "68719476736.0\n"
+        assert gate.figures["workload_s"] == gate.workload.seconds
+        [health] = gate.health
+        assert health.remapped_rows_pending == "No" and health.ecc_aggregate_uncorrectable == 0  # from -q -d
+        assert gate.xid is not None and gate.xid.codes == []
+
+
+def test_real_h200_benchmark_meets_the_speed_target() -> None:
+    log = (H200 / "collection" / "log2.txt").read_text()
+    walls = [float(x) for x in re.findall(r"^run \d: exit 0, ([\d.]+) s wall", log, re.M)]
+    gates = [float(x) for x in re.findall(r"s wall, gate ([\d.]+) s", log)]
+    assert len(walls) == 3 and max(walls) < 30 and max(gates) < 1.5

@@ -1,5 +1,7 @@
 #!/bin/bash
 # Device run for issue 16: the gate on a real H200, over the CLI and over Ansible (local connection).
+# Its pb/ held device_gate/gate-local.yml with an interim module (library/gpu_gate.py calling run_gate, before the
+# role moved into the gpu_fleet.upgrade collection); device_gate2.sh runs the collection's own gate.yml.
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
 cd "$(dirname "$0")"
 exec > >(tee "$OUT/log.txt") 2>&1
