@@ -253,10 +253,17 @@ def _open_first(names: list[str], dirs: list[str]) -> tuple[Any, str] | tuple[No
     return None, "; ".join(errors[:2]) or "not found: %s" % ", ".join(names)
 
 
-def runtime_check(cuda_major: int, dirs: list[str]) -> dict[str, Any]:
-    """The toolkit's ``libcudart.so.<major>`` against the driver: versions, GPU count, NVIDIA's error text."""
-    rt, where = _open_first(["libcudart.so.%d" % cuda_major], dirs)
+def runtime_check(cuda_major: int, dirs: list[str], planned: bool = True) -> dict[str, Any]:
+    """The toolkit's ``libcudart.so.<major>`` against the driver: versions, GPU count, NVIDIA's error text.
+
+    Not ``planned`` (no CUDA named): the newest runtime from the driver's CUDA major down to 10 that is
+    installed; none at all is no failure (a host without a toolkit has nothing to check).
+    """
+    majors = [cuda_major] if planned else list(range(cuda_major, 9, -1))
+    rt, where = _open_first(["libcudart.so.%d" % m for m in majors], dirs)
     if rt is None:
+        if not planned:
+            return {"ok": True, "note": "no CUDA runtime (libcudart.so.%d to .10) installed" % cuda_major}
         return {"ok": False, "error": "libcudart.so.%d: %s" % (cuda_major, where)}
     rt.cudaGetErrorString.restype = ctypes.c_char_p
     rt.cudaGetErrorName.restype = ctypes.c_char_p
@@ -440,12 +447,13 @@ def run_probe(*, cuda_major: int | None = None, cuda_version: str | None = None,
     dirs = library_dirs(cuda_version, extra_dirs)
     if cuda_major is None and cuda_version:
         cuda_major = int(cuda_version.split(".")[0])
+    planned = cuda_major is not None
     out: dict[str, Any] = {"driver": in_child(driver_check, timeout, ptx_isa=ptx_isa)}
     if cuda_major is None:
         version = out["driver"].get("cuda_driver_version")
         cuda_major = int(version.split(".")[0]) if version else None
     if cuda_major is not None:
-        out["runtime"] = in_child(runtime_check, timeout, cuda_major, dirs)
+        out["runtime"] = in_child(runtime_check, timeout, cuda_major, dirs, planned)
     out["cudnn"] = in_child(cudnn_check, timeout, dirs, cudnn_major)
     if nccl:
         out["nccl"] = in_child(nccl_check, timeout, dirs)

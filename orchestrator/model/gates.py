@@ -100,6 +100,7 @@ class RuntimeCheck(_Check):
     runtime_version: str | None = None
     driver_version: str | None = None
     gpu_count: int | None = None
+    note: str | None = None
 
 
 class LibraryCheck(_Check):

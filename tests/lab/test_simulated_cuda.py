@@ -116,3 +116,16 @@ def test_every_simulated_library_is_built_from_c() -> None:
     built = {f.path.rsplit("/", 1)[-1].split(".so")[0] for p in catalogue() for f in p.files
              if isinstance(f, PkgFile) and f.compile is not None}
     assert built == {"libcuda", "libcudart", "libcudnn", "libnccl"}
+
+
+def test_runtime_unplanned_takes_the_newest_installed_and_none_is_no_failure(libs: Path, tmp_path: Path) -> None:
+    root = _host(tmp_path)
+    # the driver speaks CUDA 13.0; only libcudart.so.13 is there: found without being named
+    assert _probe(libs, root)["runtime"]["runtime_version"] == "13.0"
+    # a driver of CUDA 10.2 and no libcudart.so.10 anywhere: nothing to check, no failure
+    old = _host(tmp_path / "old", driver="440.118.02", module="440.118.02", cuda="10.2")
+    probe = _probe(libs, old)
+    note = "no CUDA runtime (libcudart.so.10 to .10) installed"
+    assert probe["driver"]["ok"] and probe["runtime"] == {"ok": True, "note": note,
+                                                          "seconds": probe["runtime"]["seconds"]}
+    assert not _probe(libs, old, cuda_major=10)["runtime"]["ok"]  # a planned toolkit must be there
