@@ -186,7 +186,8 @@ def run_gate(level: int = 1, *, expect_driver: Optional[str] = None,
     versions = {"driver_expected": expect_driver, "driver_found": health["drivers"], "passed": True}
     if expect_driver and health["drivers"] != [expect_driver]:
         versions["passed"] = False
-        problems.append("driver %s found, %s planned" % (", ".join(health["drivers"]) or "none", expect_driver))
+        problems.append("driver: planned %s, nvidia-smi reports %s" % (expect_driver,
+                                                                        ", ".join(health["drivers"]) or "nothing"))
     packages = packages_check(run, timeout, expect_packages or {}, expect_held)
     versions.update({"packages_expected": dict(expect_packages or {}), "packages_found": packages["found"],
                      "held": packages["held"]})

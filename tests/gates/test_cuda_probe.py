@@ -139,7 +139,7 @@ def test_gate_names_xid_codes_wrong_driver_and_skips_missing_dcgm() -> None:
                       probe=lambda **kw: probe)
     gate = GateResult.model_validate(result)
     assert not gate.passed and gate.diag is None
-    assert "driver 580.159.04 found, 580.95.05 planned" in gate.problems
+    assert "driver: planned 580.95.05, nvidia-smi reports 580.159.04" in gate.problems
     assert "GPU 0000:00:06: Xid 79 in the kernel log" in gate.problems
     assert gate.xid is not None and gate.xid.codes == [79] and gate.xid.source == "journalctl"
 
