@@ -61,8 +61,8 @@ def _render(result: dict[str, Any]) -> None:
         check = probe.get(key)
         if check:
             version = check.get("runtime_version") or check.get("version") or ""
-            table.add_row(key, ("ok " if check.get("ok") else "FAILED ") + str(version)
-                          + (f" ({check['error']})" if check.get("error") else ""))
+            why = check.get("error") or check.get("note")
+            table.add_row(key, ("ok " if check.get("ok") else "FAILED ") + str(version) + (f" ({why})" if why else ""))
     xid = result["xid"]
     table.add_row("Xid", ", ".join(str(c) for c in xid["codes"]) or f"none ({xid.get('source') or 'no log'})")
     diag = result.get("diag")
