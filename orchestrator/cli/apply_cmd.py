@@ -212,6 +212,9 @@ def apply_cmd(
     metrics_port: int | None = typer.Option(None, "--metrics-port", min=0, max=65535, help=PORT_HELP),
     metrics_addr: str = typer.Option("0.0.0.0", "--metrics-addr", help="Address the metrics endpoint listens on."),
     metrics_file: Path | None = typer.Option(None, "--metrics-file", help=FILE_HELP),
+    measure_baselines: bool = typer.Option(
+        False, "--measure-baselines",
+        help="Before changing a host without a baseline, run the level-1 gate on it as it is (its baseline)."),
 ) -> None:
     """Run waves of a plan with gates, automatic rollback and a crash-safe journal."""
     when = _parse_now(now) if now else None
@@ -226,7 +229,7 @@ def apply_cmd(
         with watching(plan, output, notify, metrics_port, metrics_addr, metrics_file) as watch:
             outcome = apply(plan, plan_path, wave, inventory=inventory, facts=facts, state=state,
                             ignore_window=ignore_window, now=when, extravars=extravars, notify=watch.notify,
-                            parallel=parallel, observers=watch.observers)
+                            parallel=parallel, observers=watch.observers, measure_before=measure_baselines)
         _warn(watch, outcome)
     except Refused as exc:
         for reason in exc.reasons:

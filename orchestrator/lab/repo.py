@@ -40,6 +40,18 @@ def _control(pkg: Package, installed_kb: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _compile(source: str, flags: tuple[str, ...], target: Path, pkg: Package) -> int:
+    """Build C source into the shared object ``target`` (the simulated CUDA libraries); returns its size."""
+    src = target.with_name(target.name + ".c")
+    src.write_text(source, encoding="utf-8")
+    proc = subprocess.run(["gcc", "-std=gnu99", "-shared", "-fPIC", "-O1", *flags, "-o", str(target), str(src)],
+                          capture_output=True, text=True, check=False)
+    src.unlink()
+    if proc.returncode != 0:
+        raise LabError(f"package {pkg.name} {pkg.version}", (proc.stderr.strip() or "gcc failed").splitlines()[0])
+    return target.stat().st_size
+
+
 def build_deb(pkg: Package, out_dir: Path) -> tuple[Path, str]:
     """Build one .deb; returns its path and its control paragraph."""
     with tempfile.TemporaryDirectory(prefix="gpu-lab-deb-") as tmp:
@@ -51,6 +63,9 @@ def build_deb(pkg: Package, out_dir: Path) -> tuple[Path, str]:
             target.parent.mkdir(parents=True, exist_ok=True)
             if f.link is not None:
                 target.symlink_to(f.link)
+            elif f.compile is not None:
+                size += _compile(f.content, f.compile, target, pkg)
+                target.chmod(f.mode)
             else:
                 target.write_text(f.content, encoding="utf-8")
                 target.chmod(f.mode)

@@ -192,11 +192,12 @@ class Classifier:
         if found is not None:
             return found
         r = self.rules[host.pool]
-        pinned, missing = pin_steps(judged.steps, Pinning(host, judged.target, self.drain_reason, r.drain.timeout))
+        pinned, missing = pin_steps(judged.steps, Pinning(host, judged.target, self.drain_reason, r.drain.timeout,
+                                                          workload_gate=r.workload_gate))
         if missing:
             return self._new(key, host, "excluded", ("no-build", "; ".join(missing)), target=judged.target)
         rollback, lost = pin_steps(judged.back, Pinning(host, host.stack, self.drain_reason, r.drain.timeout,
-                                                        prefer_installed=True))
+                                                        prefer_installed=True, workload_gate=r.workload_gate))
         return self._new(key, host, "upgrade", None, target=judged.target, order=judged.order, steps=pinned,
                          rollback=rollback, estimate_s=judged.estimate_s, findings=judged.findings, lost=lost)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import networkx as nx
 
 from orchestrator.model.grammar import is_build
-from orchestrator.model.policy import Estimates, Gate
+from orchestrator.model.policy import Estimates, Gate, WorkloadGate
 from orchestrator.model.stack import Host, SoftwareStack
 from orchestrator.planner.model import Step, StepKind, VarValue
 from orchestrator.planner.packages import cudnn_cuda_major, matches, package_name, pick_build, upstream
@@ -104,6 +104,7 @@ class Pinning:
     drain_reason: str
     drain_timeout_s: int
     prefer_installed: bool = False
+    workload_gate: WorkloadGate | None = None
 
 
 def pin_steps(steps: tuple[Step, ...], pin: Pinning) -> tuple[tuple[Step, ...], list[str]]:
@@ -128,7 +129,12 @@ def _playbook(step: Step, pin: Pinning, reboot_later: bool, problems: list[str])
     if step.kind == StepKind.UNCORDON:
         return {"playbook": "uncordon.yml", "vars": {"drain_reason": pin.drain_reason}}
     if step.kind == StepKind.GATE:
-        return {"playbook": "gate.yml", "vars": {"gate_level": gate_level(step.gate), "gate_expect_driver": driver}}
+        gate_vars: dict[str, VarValue] = {"gate_level": gate_level(step.gate), "gate_expect_driver": driver}
+        if step.gate == Gate.NCCL_TESTS.value:  # the probe's all-reduce over the host's GPUs
+            gate_vars["gate_nccl"] = True
+        if pin.workload_gate is not None:
+            gate_vars["gate_workload"] = pin.workload_gate.model_dump(mode="json")
+        return {"playbook": "gate.yml", "vars": gate_vars}
     if step.kind == StepKind.REBOOT:
         flavor = str(stack.kernel_module) if stack.kernel_module is not None else "auto"
         return {"playbook": "reboot.yml", "vars": {"reboot_expect_driver": driver, "reboot_expect_flavor": flavor}}

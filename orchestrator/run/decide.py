@@ -26,7 +26,7 @@ from orchestrator.run.admission import Slot, admit
 from orchestrator.run.preflight import window_reason
 from orchestrator.run.stacks import mismatches
 from orchestrator.run.states import OUT_OF_SERVICE, TERMINAL, HostState
-from orchestrator.run.stragglers import judge_wave
+from orchestrator.run.stragglers import STRAGGLER_METRICS, judge_wave
 
 S = HostState
 Phase = Literal["upgrade", "rollback", "check"]
@@ -138,6 +138,9 @@ class RunContext:
     mode: Literal["apply", "rollback"] = "apply"
     # hosts an earlier run of the plan left out of service (quarantined): they still hold slots
     held_earlier: frozenset[str] = frozenset()
+    # the other straggler figures' baselines (metric -> host -> value): measured before the upgrade, or kept from
+    # the host's first passed wave; ``baselines`` holds METRIC's
+    figure_baselines: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @cached_property
     def limits(self) -> dict[str, PoolLimits]:
@@ -178,11 +181,13 @@ class RunState:
     outstanding: frozenset[tuple[str, str, str]] = frozenset()
     soaking: str | None = None
     baselines: dict[str, float] = field(default_factory=dict)
+    figure_baselines: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def initial_state(ctx: RunContext) -> RunState:
     hosts = {h: HostRun(h, w.name) for w in ctx.waves for h in w.hosts}
-    return RunState(hosts=hosts, waves=tuple(WaveRun(w.name) for w in ctx.waves), baselines=dict(ctx.baselines))
+    return RunState(hosts=hosts, waves=tuple(WaveRun(w.name) for w in ctx.waves), baselines=dict(ctx.baselines),
+                    figure_baselines={m: dict(v) for m, v in ctx.figure_baselines.items()})
 
 
 def outstanding_actions(ctx: RunContext, state: RunState) -> list[Action]:
@@ -212,6 +217,7 @@ class _Step:
         self.state = state
         self.outstanding = set(state.outstanding)
         self.baselines = dict(state.baselines)
+        self.figure_baselines = {m: dict(v) for m, v in state.figure_baselines.items()}
         self.actions: list[Action] = []
         self.status: RunStatus = state.status
         self.reason = state.reason
@@ -221,7 +227,7 @@ class _Step:
     def result(self) -> tuple[RunState, list[Action]]:
         new = RunState(hosts=self.hosts, waves=tuple(self.waves), current=self.current, status=self.status,
                        reason=self.reason, outstanding=frozenset(self.outstanding), soaking=self.soaking,
-                       baselines=self.baselines)
+                       baselines=self.baselines, figure_baselines=self.figure_baselines)
         return new, self.actions
 
     # -- hosts
@@ -367,10 +373,13 @@ class _Step:
             self.halt_wave(wave, failed, "; ".join(over) + "; run halted")
             return
         for r in runs:
-            value = r.figures.get(METRIC)
-            if value is not None and r.state == S.DONE and r.name not in self.baselines:
-                self.baselines[r.name] = value
-                self.actions.append(Baseline(r.name, METRIC, value))
+            if r.state != S.DONE:
+                continue
+            for metric in STRAGGLER_METRICS:
+                value = r.figures.get(metric)
+                if value is not None and r.name not in self._baselines(metric):
+                    self._baselines(metric)[r.name] = value
+                    self.actions.append(Baseline(r.name, metric, value))
         self.set_wave(status="passed")
         self.actions.append(WaveEnded(wave.name, "passed", failed, self.waves[self.current].stragglers, ""))
         if self.current + 1 >= len(self.ctx.waves):
@@ -380,22 +389,30 @@ class _Step:
             self.soaking = wave.name
             self.actions.append(Soak(wave.name, wave.soak_s))
 
+    def _baselines(self, metric: str) -> dict[str, float]:
+        return self.baselines if metric == METRIC else self.figure_baselines.setdefault(metric, {})
+
     def stragglers(self, wave: Wave) -> tuple[str, ...]:
-        figures = {h: r.figures[METRIC] for h in wave.hosts if METRIC in (r := self.hosts[h]).figures
-                   and r.state == S.DONE}
-        by_model: dict[str, dict[str, float | None]] = {}
-        for host, value in figures.items():
-            by_model.setdefault(self.ctx.plan.host(host).gpu, {})[host] = value
-        slow: list[str] = []
+        """Every straggler figure of the wave's finished hosts, per GPU model, against baselines and the median."""
+        done = [h for h in wave.hosts if self.hosts[h].state == S.DONE]
+        reasons: dict[str, list[str]] = {}
         threshold = self.ctx.plan.policy.straggler_threshold
-        for group in by_model.values():
-            verdicts = judge_wave(METRIC, group, {h: self.baselines.get(h) for h in group}, threshold)
-            for host, verdict in sorted(verdicts.items()):
-                if verdict.straggler:
-                    slow.append(host)
-                    self.actions.append(Straggler(host, wave.name, tuple(verdict.reasons)))
-                    self.roll_back(host, "straggler: " + "; ".join(verdict.reasons))
-        return tuple(sorted(slow))
+        for metric in STRAGGLER_METRICS:
+            by_model: dict[str, dict[str, float | None]] = {}
+            for host in done:
+                value = self.hosts[host].figures.get(metric)
+                if value is not None:
+                    by_model.setdefault(self.ctx.plan.host(host).gpu, {})[host] = value
+            for group in by_model.values():
+                base = self._baselines(metric)
+                verdicts = judge_wave(metric, group, {h: base.get(h) for h in group}, threshold)
+                for host, verdict in verdicts.items():
+                    if verdict.straggler:
+                        reasons.setdefault(host, []).extend(verdict.reasons)
+        for host in sorted(reasons):
+            self.actions.append(Straggler(host, wave.name, tuple(reasons[host])))
+            self.roll_back(host, "straggler: " + "; ".join(reasons[host]))
+        return tuple(sorted(reasons))
 
     # -- step results
 
