@@ -14,7 +14,14 @@ from orchestrator.errors import InventoryError
 from orchestrator.loading import describe_validation
 from orchestrator.model.gpus import GpuModel
 from orchestrator.model.grammar import check_node_name
-from orchestrator.model.stack import Connection, FailureDomains, SchedulerKind, SchedulerRef, StrictModel
+from orchestrator.model.stack import (
+    Connection,
+    FailureDomains,
+    PackageSource,
+    SchedulerKind,
+    SchedulerRef,
+    StrictModel,
+)
 
 MAX_NAME = 253  # a DNS name's length; racks, pools and switches are names too
 MAX_GPUS_PER_HOST = 1024
@@ -22,6 +29,7 @@ MAX_GPUS_PER_HOST = 1024
 KNOWN_VARS = {
     "gpu_pool", "gpu_model", "gpu_count", "gpu_rack", "gpu_switch", "gpu_nvlink_domain", "gpu_nvswitch",
     "gpu_scheduler", "gpu_scheduler_node", "gpu_cordoned", "gpu_cordon_reason", "gpu_managed",
+    "gpu_package_source",
 }
 
 
@@ -44,6 +52,7 @@ class InventoryHost(StrictModel):
     nvswitch: bool = False
     cordoned_by_hand: bool = False
     cordon_reason: str | None = None
+    package_source: PackageSource | None = None
 
 
 def host_from_vars(source: str, name: str, v: dict[str, Any], groups: list[str]) -> InventoryHost:
@@ -60,6 +69,10 @@ def host_from_vars(source: str, name: str, v: dict[str, Any], groups: list[str])
         raise InventoryError(where, f"gpu_scheduler: {scheduler!r} is not one of "
                                     f"{', '.join(k.value for k in SchedulerKind)}")
     kind = SchedulerKind(scheduler)
+    pkg_source = _name(where, v, "gpu_package_source")
+    if pkg_source and pkg_source not in {s.value for s in PackageSource}:
+        raise InventoryError(where, f"gpu_package_source: {pkg_source!r} is not one of "
+                                    f"{', '.join(s.value for s in PackageSource)}")
     node_name = _name(where, v, "gpu_scheduler_node")
     problem = check_node_name(node_name or name, kind.value)
     if problem:
@@ -87,6 +100,7 @@ def host_from_vars(source: str, name: str, v: dict[str, Any], groups: list[str])
             nvswitch=inventory_bool(where, v, "gpu_nvswitch", False),
             cordoned_by_hand=inventory_bool(where, v, "gpu_cordoned", False),
             cordon_reason=_name(where, v, "gpu_cordon_reason"),
+            package_source=PackageSource(pkg_source) if pkg_source else None,
         )
     except ValidationError as exc:
         field = ".".join(str(p) for p in exc.errors()[0]["loc"])
