@@ -37,9 +37,10 @@ NVIDIA_SMI_MISMATCH = "Driver/library version mismatch"
 _PKG_PATTERNS = {
     "driver": re.compile(r"^(?:nvidia-driver-(\d{3})(-open|-server|-server-open)?|nvidia-driver|cuda-drivers-(\d{3})"
                          r"|cuda-drivers|nvidia-open(?:-\d{3})?|nvidia-driver-cuda"
-                         r"|kmod-nvidia-(?:open-dkms|latest-dkms))$"),
+                         r"|nvidia-driver-latest-dkms(?:-cuda)?|kmod-nvidia-(?:open-dkms|latest-dkms))$"),
     "fabric_manager": re.compile(r"^(?:nvidia-fabricmanager(?:-\d{3})?|nvidia-fabric-manager)$"),
-    "cuda": re.compile(r"^cuda-toolkit-(\d+)-(\d+)$"),
+    # cuda-toolkit-12-8; RHEL's older metapackages: cuda-10-2 and cuda (10.2.89-1)
+    "cuda": re.compile(r"^(?:cuda-toolkit-(\d+)-(\d+)|cuda-(\d+)-(\d+)|cuda)$"),
     "cudnn": re.compile(r"^(?:libcudnn9-cuda-\d+|libcudnn8|cudnn9-cuda-\d+|libcudnn)$"),
     "nccl": re.compile(r"^libnccl(?:2)?$"),
     "dcgm": re.compile(r"^datacenter-gpu-manager(?:-4-core|-4-cuda\d+)?$"),

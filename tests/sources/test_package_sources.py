@@ -194,3 +194,10 @@ def test_a_host_whose_source_cannot_be_detected_is_left_out_with_one_line() -> N
     legacy = _snapshot([_facts({"manager": "apt"})])
     inv = [host_from_vars("inv", "n1", {"gpu_pool": "p", "gpu_model": "H100"}, [])]
     assert build_fleet(inv, legacy).fleet.hosts[0].packages.source is PackageSource.UBUNTU
+
+
+def test_old_rhel_cuda_repository_names_map_to_components() -> None:
+    """The names a RHEL 7 host of NVIDIA's CUDA repository lists (``rpm -qa``) from issue 18."""
+    found = components_from_packages({"nvidia-driver-latest-dkms-cuda": "3:440.64.00-1.el7", "cuda": "10.2.89-1"})
+    assert found["driver"]["version"] == "3:440.64.00-1.el7"
+    assert found["cuda"]["version"] == "10.2.89"
