@@ -30,12 +30,15 @@ class Naming:
         """The host's naming; a host built without facts (source None) is named as on the Ubuntu archive.
         Hosts whose facts could not tell their source never reach the planner (see ``build_fleet``)."""
         source = packages.source or PackageSource.UBUNTU
-        names = (*packages.installed, *packages.available)
-        server = source is PackageSource.UBUNTU and any(_SERVER.match(n) for n in names)
-        return cls(source, server)
+        if source is not PackageSource.UBUNTU:
+            return cls(source)
+        # The series the installed driver follows; a host without one takes the -server series when offered.
+        installed = [n for n in packages.installed if _UBUNTU_DRIVER.match(n)]
+        names = installed or list(packages.available)
+        return cls(source, any(_UBUNTU_DRIVER.match(n) and "-server" in n for n in names))
 
 
-_SERVER = re.compile(r"^nvidia-driver-\d{3}-server(?:-open)?$")
+_UBUNTU_DRIVER = re.compile(r"^nvidia-driver-\d{3}(?:-server)?(?:-open)?$")
 # The CUDA repository for Ubuntu/Debian drops the branch from its package names from 590 on and tracks a branch
 # with a pinning package instead (NVIDIA driver installation guide, "Recent updates: Ubuntu 590 and later").
 _APT_UNVERSIONED_FROM = 590

@@ -201,3 +201,14 @@ def test_old_rhel_cuda_repository_names_map_to_components() -> None:
     found = components_from_packages({"nvidia-driver-latest-dkms-cuda": "3:440.64.00-1.el7", "cuda": "10.2.89-1"})
     assert found["driver"]["version"] == "3:440.64.00-1.el7"
     assert found["cuda"]["version"] == "10.2.89"
+
+
+def test_the_ubuntu_series_follows_the_installed_driver_then_what_is_offered() -> None:
+    both = {"nvidia-driver-580-server-open": ("580.95.05-0ubuntu0.24.04.1",),
+            "nvidia-driver-580-open": ("580.95.05-0ubuntu0.24.04.1",)}
+    desktop = HostPackages(source=PackageSource.UBUNTU, available=both,
+                           installed={"nvidia-driver-535": "535.183.01-0ubuntu1"})
+    assert not Naming.of(desktop).server
+    assert Naming.of(HostPackages(source=PackageSource.UBUNTU, available=both)).server
+    server = HostPackages(source=PackageSource.UBUNTU, installed={"nvidia-driver-535-server": "535.183.01-0ubuntu1"})
+    assert Naming.of(server).server
