@@ -16,13 +16,15 @@ from pathlib import Path
 
 from orchestrator.lab.catalogue import FAULT_PREINST, Package, catalogue
 from orchestrator.lab.errors import LabError
+from orchestrator.lab.rpmrepo import build_rpm_repo, rpm_catalogue
 
 STAMP = ".gpu-lab-digest"
 
 
 def digest() -> str:
     """Identifies the catalogue and payloads: a new digest means a new repository (and new stack layers)."""
-    data = json.dumps([p.model_dump(mode="json") for p in catalogue()], sort_keys=True)
+    data = json.dumps([p.model_dump(mode="json") for p in catalogue()] + [list(r[:3]) for r in rpm_catalogue()],
+                      sort_keys=True)
     return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 
@@ -121,6 +123,7 @@ def build_repo(repo: Path) -> bool:
         blob = (tmp / name).read_bytes()
         release.append(f" {hashlib.sha256(blob).hexdigest()} {len(blob)} {name}")
     (tmp / "Release").write_text("\n".join(release) + "\n")
+    build_rpm_repo(tmp / "rpm")  # the RPM hosts' repository: /srv/gpu-lab-repo/rpm inside hosts
     (tmp / STAMP).write_text(wanted + "\n")
     shutil.rmtree(repo, ignore_errors=True)
     tmp.rename(repo)

@@ -18,7 +18,7 @@ from orchestrator.model.policy import Gate, PoolRules, RolloutPolicy
 from orchestrator.model.stack import Host, HostPackages, SoftwareStack
 from orchestrator.planner.model import Excluded, Finding, HostClass, Step
 from orchestrator.planner.order import MANAGED, OrderFinder, changed
-from orchestrator.planner.packages import package_name
+from orchestrator.planner.packages import Naming, package_name
 from orchestrator.planner.steps import Pinning, critical_path_s, ordered_steps, pin_steps, step_graph
 from orchestrator.planner.waves import Mover
 
@@ -47,7 +47,7 @@ class Prepared:
     warnings: list[str] = field(default_factory=list)
 
 
-Base = tuple[str, int, int]  # pool, hardware id, stack id
+Base = tuple[str, int, int, "Naming"]  # pool, hardware id, stack id, package naming
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,8 @@ class Classifier:
         sid = self._stacks.get(host.stack)
         if sid is None:
             sid = self._stacks[host.stack] = len(self._stacks)
-        return found[1], (host.pool, found[0], sid)
+        # The package source names the packages and so decides the steps' packages: it is part of the class.
+        return found[1], (host.pool, found[0], sid, Naming.of(host.packages))
 
     def _context(self, pool: str) -> CheckContext:
         entry = self.desired.pools[pool]
@@ -128,11 +129,11 @@ class Classifier:
     def judge(self, host: Host, hw: Hardware, base: Base) -> _Judged:
         found = self._judged.get(base)
         if found is None:
-            found = self._judge(host.pool, hw, host.stack)
+            found = self._judge(host.pool, hw, host.stack, Naming.of(host.packages))
             self._judged[base] = found
         return found
 
-    def _judge(self, pool: str, hw: Hardware, stack: SoftwareStack) -> _Judged:
+    def _judge(self, pool: str, hw: Hardware, stack: SoftwareStack, naming: Naming) -> _Judged:
         target = self.desired.pools[pool].target.applied_to(stack)
         if not changed(stack, target):
             return _Judged(target, noop=True)
@@ -151,7 +152,8 @@ class Classifier:
         order = finder.order(hw, stack, target)
         steps = ordered_steps(step_graph(stack, target, order, gates, self.policy.estimates))
         back = _rollback_steps(finder, hw, stack, target, gates, self.policy)
-        packages = sorted({n for c in MANAGED for s in (stack, target) if (n := package_name(c, s)) is not None})
+        packages = sorted({n for c in MANAGED for s in (stack, target)
+                           if (n := package_name(c, s, naming)) is not None})
         return _Judged(target, False, (), findings, order, steps, critical_path_s(steps), back, tuple(packages))
 
     def _finder(self, ctx: CheckContext) -> OrderFinder:

@@ -16,7 +16,15 @@ from orchestrator.model.grammar import is_build
 from orchestrator.model.policy import Estimates, Gate, WorkloadGate
 from orchestrator.model.stack import Host, SoftwareStack
 from orchestrator.planner.model import Step, StepKind, VarValue
-from orchestrator.planner.packages import cudnn_cuda_major, matches, package_name, pick_build, upstream
+from orchestrator.planner.packages import (
+    Naming,
+    cudnn_cuda_major,
+    driver_extras,
+    matches,
+    package_name,
+    pick_build,
+    upstream,
+)
 
 # Components whose change replaces the loaded kernel module, so the host must reboot.
 KERNEL_MODULE_COMPONENTS = frozenset({"driver", "kernel_module"})
@@ -106,6 +114,10 @@ class Pinning:
     prefer_installed: bool = False
     workload_gate: WorkloadGate | None = None
 
+    @property
+    def naming(self) -> Naming:
+        return Naming.of(self.host.packages)
+
 
 def pin_steps(steps: tuple[Step, ...], pin: Pinning) -> tuple[tuple[Step, ...], list[str]]:
     """Every step with its playbook, variables, package and exact build; problems name what is missing."""
@@ -141,7 +153,8 @@ def _playbook(step: Step, pin: Pinning, reboot_later: bool, problems: list[str])
     assert step.component is not None
     build = _build(step.component, pin, problems)
     if build is None:
-        return {"package": package_name(step.component, stack), "build": None, "playbook": None, "vars": {}}
+        return {"package": package_name(step.component, stack, pin.naming), "build": None, "playbook": None,
+                "vars": {}}
     package, version = build
     if not version:  # not offered: the host is excluded (upgrade) or its rollback fails at once (rollback)
         return {"package": package, "build": None, "playbook": None, "vars": {}}
@@ -149,6 +162,8 @@ def _playbook(step: Step, pin: Pinning, reboot_later: bool, problems: list[str])
                                       "upgrade_host_package": package, "upgrade_host_reboot": False}
     if step.component == "driver":
         variables["upgrade_host_kernel_module"] = str(stack.kernel_module or "auto")
+        variables.update(driver_extras(stack, pin.naming, _text(pin.host.stack.kernel),
+                                       pin.host.packages.available))
         if pin.host.nvswitch and stack.fabric_manager is not None:
             fm = _build("fabric_manager", pin, problems)
             if fm is not None and fm[1]:
@@ -166,7 +181,7 @@ def _playbook(step: Step, pin: Pinning, reboot_later: bool, problems: list[str])
 def _build(component: str, pin: Pinning, problems: list[str]) -> tuple[str, str] | None:
     """(package, exact build) for the component at ``pin.stack``; None when the stack leaves it alone."""
     planned = pin.stack.component(component)
-    package = package_name(component, pin.stack)
+    package = package_name(component, pin.stack, pin.naming)
     if planned is None or package is None:
         return None
     offered = tuple(b for b in pin.host.packages.available.get(package, ()) if is_build(b))
