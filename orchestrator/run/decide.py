@@ -170,6 +170,16 @@ class RunContext:
         return {p.name: PoolLimits(p.hosts, p.max_unavailable, len(p.out_of_service), dict(p.max_per_domain))
                 for p in self.plan.pools}
 
+    @cached_property
+    def slots(self) -> dict[str, tuple[Slot, int]]:
+        """Each host's admission slot and estimate, built once per run (a flowing run asks at every start)."""
+        out = {}
+        for w in self.waves:
+            for h in w.hosts:
+                view = self.plan.host(h)
+                out[h] = (_slot(view), view.estimate_s)
+        return out
+
 
 @dataclass(frozen=True)
 class HostRun:
@@ -275,12 +285,13 @@ class _Step:
         self.ctx = ctx
         self.hosts = _Hosts(state.hosts)
         self.seen: dict[str, HostRun] = {}  # flowing runs: each changed host as the counters last saw it
+        self.freed = False  # flowing runs: a slot freed or a host resolved in this decision (admission may start one)
         self.flow = state.flow
         self.now = state.now
         self.waves = list(state.waves)
         self.state = state
-        self.outstanding = set(state.outstanding)
-        self.baselines = dict(state.baselines)
+        self._outstanding: set[tuple[str, str, str]] | None = None  # copied on the first change only
+        self._baselines: dict[str, float] | None = None
         self.actions: list[Action] = []
         self.status: RunStatus = state.status
         self.reason = state.reason
@@ -289,9 +300,26 @@ class _Step:
 
     def result(self) -> tuple[RunState, list[Action]]:
         new = RunState(hosts=self.hosts.frozen(), waves=tuple(self.waves), current=self.current,
-                       status=self.status, reason=self.reason, outstanding=frozenset(self.outstanding),
+                       status=self.status, reason=self.reason, outstanding=self.outstanding_now(),
                        soaking=self.soaking, baselines=self.baselines, flow=self.flow, now=self.now)
         return new, self.actions
+
+    @property
+    def baselines(self) -> dict[str, float]:
+        return self._baselines if self._baselines is not None else self.state.baselines
+
+    def keep_baseline(self, host: str, value: float) -> None:
+        if self._baselines is None:
+            self._baselines = dict(self.state.baselines)
+        self._baselines[host] = value
+
+    def changing_outstanding(self) -> set[tuple[str, str, str]]:
+        if self._outstanding is None:
+            self._outstanding = set(self.state.outstanding)
+        return self._outstanding
+
+    def outstanding_now(self) -> frozenset[tuple[str, str, str]]:
+        return self.state.outstanding if self._outstanding is None else frozenset(self._outstanding)
 
     # -- hosts
 
@@ -307,7 +335,7 @@ class _Step:
         steps = _steps(self.ctx.plan.host(host), run.phase)
         if run.index >= len(steps):
             return
-        self.outstanding.add((host, run.phase, steps[run.index].id))
+        self.changing_outstanding().add((host, run.phase, steps[run.index].id))
         self.actions.append(RunStep(host, run.wave, run.phase, steps[run.index], delay_s))
 
     def start(self, host: str) -> None:
@@ -441,7 +469,7 @@ class _Step:
         for r in runs:
             value = r.figures.get(METRIC)
             if value is not None and r.state == S.DONE and r.name not in self.baselines:
-                self.baselines[r.name] = value
+                self.keep_baseline(r.name, value)
                 self.actions.append(Baseline(r.name, METRIC, value))
         self.set_wave(status="passed")
         self.actions.append(WaveEnded(wave.name, "passed", failed, self.waves[self.current].stragglers, ""))
@@ -490,6 +518,7 @@ class _Step:
                             failed_by_stage=(0,) * len(stages), failed_total=failed,
                             left_by_wave=tuple((w.name, len(w.hosts)) for w in waves),
                             waiting_by_pool=tuple(sorted(Counter(v.pool for v in views).items())))
+        self.freed = True
         self.flow_step()
 
     def flow_step(self) -> None:
@@ -524,6 +553,7 @@ class _Step:
                 busy = f.busy
                 if _out(old) != _out(new):
                     busy = busy | {host} if _out(new) else busy - {host}
+                    self.freed = self.freed or not _out(new)
                 was = old.started and old.state not in TERMINAL
                 now = new.started and new.state not in TERMINAL
                 self.flow = replace(f, busy=busy, active=f.active + (now - was))
@@ -558,6 +588,7 @@ class _Step:
         assert self.flow is not None
         run = self.hosts[host]
         self.hosts[host] = replace(run, settled=True)
+        self.freed = True
         left = tuple((w, n - 1 if w == run.wave else n) for w, n in self.flow.left_by_wave)
         self.flow = replace(self.flow, resolved=self.flow.resolved + 1, left_by_wave=left)
         if dict(left).get(run.wave) == 0:
@@ -575,7 +606,7 @@ class _Step:
             r = self.hosts[h]
             value = r.figures.get(METRIC)
             if value is not None and r.state == S.DONE and h not in self.baselines:
-                self.baselines[h] = value
+                self.keep_baseline(h, value)
                 self.actions.append(Baseline(h, METRIC, value))
         self.waves[index] = replace(self.waves[index], status="passed")
         self.actions.append(WaveEnded(name, "passed", failed, (), ""))
@@ -609,25 +640,26 @@ class _Step:
         f = self.flow
         assert f is not None
         room = f.cap() - (f.started - f.resolved)
-        if f.stopped or room <= 0 or self.status != "running":
+        if not self.freed or f.stopped or room <= 0 or self.status != "running":
             return
-        plan, order, head = self.ctx.plan, f.order, f.head
+        self.freed = False
+        order, head, slots = f.order, f.head, self.ctx.slots
         while head < len(order) and (self.hosts[order[head]].started or self.hosts[order[head]].state != S.PENDING):
             head += 1
         waiting_pools = {p for p, n in f.waiting_by_pool if n > 0}
         limits = {p: lim for p, lim in self.ctx.limits.items() if p in waiting_pools}
-        out_now = [_slot(plan.host(h)) for h in f.busy]
-        out_now += [_slot(plan.host(h)) for h in sorted(self.ctx.held_earlier) if h not in self.hosts]
+        out_now = [slots[h][0] for h in f.busy]
+        out_now += [_slot(self.ctx.plan.host(h)) for h in sorted(self.ctx.held_earlier) if h not in self.hosts]
 
         def waiting() -> Iterator[Slot]:
             for h in order[head:]:
                 r = self.hosts[h]
                 if r.started or r.state != S.PENDING:
                     continue
-                view = plan.host(h)
-                if outlasts_window(self.ctx.drain_ends.get(h), view.estimate_s, self.now, self.ctx.window_end):
+                slot, estimate = slots[h]
+                if outlasts_window(self.ctx.drain_ends.get(h), estimate, self.now, self.ctx.window_end):
                     continue
-                yield _slot(view)
+                yield slot
 
         chosen = admit(waiting(), out_now, limits, self.ctx.parallel, room)
         pools = dict(f.waiting_by_pool)
@@ -680,7 +712,7 @@ class _Step:
         steps = _steps(self.ctx.plan.host(event.host), run.phase)
         if run.phase != event.phase or run.index >= len(steps) or steps[run.index].id != event.step:
             return  # a result for a step that is not the host's current one (a duplicate): ignored
-        self.outstanding.discard((event.host, event.phase, event.step))
+        self.changing_outstanding().discard((event.host, event.phase, event.step))
         step = steps[run.index]
         if not event.ok and event.data.get("unreachable") and event.at is not None:
             since = run.unreachable_since or event.at

@@ -8,7 +8,8 @@ The host model: each host has a job running when the rollout starts (a Slurm mai
 jobs off, so nothing new starts on it); the job ends ``job_end_s`` after the start, and the scheduler was told
 ``reported_end_s`` (the job's time limit, at or after its real end). Draining a host started at ``t`` waits
 ``min(max(job_end_s - t, 0), drain timeout)`` (on timeout the policy evicts) plus the drain step's own
-overhead. Every other step takes its plan estimate times a per-host factor (seeded). A host may fail one
+overhead; or, without a reservation (new jobs keep landing until the host is cordoned), a fixed ``drain_s``
+whenever it starts. Every other step takes its plan estimate times a per-host factor (seeded). A host may fail one
 step kind; its rollback steps then run.
 """
 
@@ -55,6 +56,7 @@ class SimHost:
     speed: float = 1.0
     fail: StepKind | None = None  # this upgrade step kind fails on the host
     figure: float = 50.0
+    drain_s: float | None = None  # a fixed drain, whenever the host starts (jobs keep coming until cordoned)
 
 
 @dataclass
@@ -80,7 +82,8 @@ class LimitBroken(AssertionError):
 
 def step_seconds(host: SimHost, step: Step, now_s: float, drain_timeout_s: int) -> float:
     if step.kind == StepKind.DRAIN:
-        return DRAIN_OVERHEAD_S + min(max(host.job_end_s - now_s, 0.0), drain_timeout_s)
+        wait = host.drain_s if host.drain_s is not None else max(host.job_end_s - now_s, 0.0)
+        return DRAIN_OVERHEAD_S + min(wait, drain_timeout_s)
     return step.estimate_s * host.speed
 
 
