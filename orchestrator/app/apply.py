@@ -20,6 +20,7 @@ from orchestrator.app.execute import Driver, Notify, RunObserver
 from orchestrator.app.gather import Inputs, gather
 from orchestrator.errors import UpgradeError
 from orchestrator.planner import Plan, Wave
+from orchestrator.planner.schedule import window_end
 from orchestrator.ports import JournalPort
 from orchestrator.run.decide import METRIC, RunContext
 from orchestrator.run.preflight import select_waves, stale_reasons, window_reason
@@ -99,8 +100,13 @@ def apply(plan: Plan, plan_path: Path, wave_spec: str, *, inventory: Path | None
           state: str | Path | None = None, ignore_window: bool = False, now: datetime | None = None,
           actions: HostActions | None = None, notify: Notify | None = None, parallel: int | None = None,
           extravars: dict[str, Any] | None = None, sleep: Callable[[float], None] | None = None,
-          observers: Sequence[RunObserver] = ()) -> ApplyResult:
-    """Run the selected waves of ``plan`` (resuming an interrupted run of the same plan)."""
+          observers: Sequence[RunObserver] = (), flow: bool = False,
+          drain_ends: dict[str, datetime] | None = None) -> ApplyResult:
+    """Run the selected waves of ``plan`` (resuming an interrupted run of the same plan).
+
+    ``flow``: after the canary, one sliding window in the policy's stages instead of wave barriers (run/flow.py);
+    ``drain_ends``: when each host's jobs are expected to end, for the drain-aware order.
+    """
     store = state_store(state)
     with store.lock(_pools(plan), plan=plan.plan_hash[:12],
                     wave=wave_spec) as lock, store.journal() as journal:
@@ -144,8 +150,14 @@ def apply(plan: Plan, plan_path: Path, wave_spec: str, *, inventory: Path | None
             journal.record(run_id, "run_waves", data={"waves": [w.name for w in waves]})
         port = actions or AnsibleActions(inventory or Path(plan.sources.get("inventory", "")), extravars,
                                          state=store.local_dir)
+        if resumed and previous is not None:  # a resumed run keeps the model it started with
+            flow = any(e.kind == "run_flow" for e in journal.events(run_id))
+        elif flow:
+            journal.record(run_id, "run_flow", data={"drain_ends": len(drain_ends or {})})
+        closes = None if ignore_window else window_end(when, plan.policy.windows)
         ctx = RunContext(plan, tuple(waves), journal.baselines(METRIC, exclude_run=run_id), parallel, ignore_window,
-                         held_earlier=frozenset(quarantined_earlier(journal, plan, run_id)))
+                         held_earlier=frozenset(quarantined_earlier(journal, plan, run_id)), flow=flow,
+                         drain_ends=dict(drain_ends or {}), window_end=closes)
         report, broken = _drive(ctx, journal, run_id, port, notify, sleep, observers)
         hosts = {h: (r.wave, r.state.value, r.reason) for h, r in journal.host_states(run_id).items()}
         return ApplyResult(run_id, report, resumed, lock.stale_holder, hosts, observer_errors=broken)

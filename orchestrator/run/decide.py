@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
@@ -26,7 +27,7 @@ from orchestrator.planner.model import HostPlan, Plan, Step, StepKind, Wave
 from orchestrator.planner.waves import PoolLimits, stage_sizes
 from orchestrator.run.admission import Slot, admit
 from orchestrator.run.flow import FlowRun, flow_order, outlasts_window, stage_budget
-from orchestrator.run.hostmap import HostMap
+from orchestrator.run.hostmap import HostMap, Outstanding
 from orchestrator.run.preflight import window_reason
 from orchestrator.run.stacks import mismatches
 from orchestrator.run.states import OUT_OF_SERVICE, TERMINAL, HostState
@@ -214,7 +215,7 @@ class RunState:
     current: int = 0
     status: RunStatus = "running"
     reason: str = ""
-    outstanding: frozenset[tuple[str, str, str]] = frozenset()
+    outstanding: AbstractSet[tuple[str, str, str]] = field(default_factory=Outstanding)
     soaking: str | None = None
     baselines: dict[str, float] = field(default_factory=dict)
     flow: FlowRun | None = None
@@ -290,7 +291,7 @@ class _Step:
         self.now = state.now
         self.waves = list(state.waves)
         self.state = state
-        self._outstanding: set[tuple[str, str, str]] | None = None  # copied on the first change only
+        self._steps: dict[str, set[tuple[str, str]]] = {}  # hosts whose outstanding steps changed
         self._baselines: dict[str, float] | None = None
         self.actions: list[Action] = []
         self.status: RunStatus = state.status
@@ -313,13 +314,18 @@ class _Step:
             self._baselines = dict(self.state.baselines)
         self._baselines[host] = value
 
-    def changing_outstanding(self) -> set[tuple[str, str, str]]:
-        if self._outstanding is None:
-            self._outstanding = set(self.state.outstanding)
-        return self._outstanding
+    def steps_of(self, host: str) -> set[tuple[str, str]]:
+        if host not in self._steps:
+            old = self.state.outstanding
+            self._steps[host] = set(old.steps_of(host) if isinstance(old, Outstanding)
+                                    else {(p, s) for h, p, s in old if h == host})
+        return self._steps[host]
 
-    def outstanding_now(self) -> frozenset[tuple[str, str, str]]:
-        return self.state.outstanding if self._outstanding is None else frozenset(self._outstanding)
+    def outstanding_now(self) -> AbstractSet[tuple[str, str, str]]:
+        old = self.state.outstanding
+        if not isinstance(old, Outstanding):
+            old = Outstanding(HostMap({h: frozenset((p, s) for hh, p, s in old if hh == h) for h, _p, _s in old}))
+        return old.updated({h: frozenset(v) for h, v in self._steps.items()})
 
     # -- hosts
 
@@ -335,7 +341,7 @@ class _Step:
         steps = _steps(self.ctx.plan.host(host), run.phase)
         if run.index >= len(steps):
             return
-        self.changing_outstanding().add((host, run.phase, steps[run.index].id))
+        self.steps_of(host).add((run.phase, steps[run.index].id))
         self.actions.append(RunStep(host, run.wave, run.phase, steps[run.index], delay_s))
 
     def start(self, host: str) -> None:
@@ -588,7 +594,8 @@ class _Step:
         assert self.flow is not None
         run = self.hosts[host]
         self.hosts[host] = replace(run, settled=True)
-        self.freed = True
+        f = self.flow
+        self.freed = self.freed or f.started - f.resolved >= f.cap()  # the stage cap held a host back
         left = tuple((w, n - 1 if w == run.wave else n) for w, n in self.flow.left_by_wave)
         self.flow = replace(self.flow, resolved=self.flow.resolved + 1, left_by_wave=left)
         if dict(left).get(run.wave) == 0:
@@ -712,7 +719,7 @@ class _Step:
         steps = _steps(self.ctx.plan.host(event.host), run.phase)
         if run.phase != event.phase or run.index >= len(steps) or steps[run.index].id != event.step:
             return  # a result for a step that is not the host's current one (a duplicate): ignored
-        self.changing_outstanding().discard((event.host, event.phase, event.step))
+        self.steps_of(event.host).discard((event.phase, event.step))
         step = steps[run.index]
         if not event.ok and event.data.get("unreachable") and event.at is not None:
             since = run.unreachable_since or event.at

@@ -9,6 +9,7 @@ stays two dict probes and an update costs O(overlay) amortised.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
@@ -48,3 +49,45 @@ class HostMap(Mapping[str, V], Generic[V]):
         if len(over) > FOLD:
             return HostMap({**self._base, **over})
         return HostMap(self._base, over)
+
+
+Key = tuple[str, str, str]  # host, phase, step
+
+
+class Outstanding(AbstractSet[Key]):
+    """The steps started and not yet reported, ``(host, phase, step)``, kept per host in a :class:`HostMap`
+    so that a decision changing one host's step does not copy the steps of a thousand hosts in flight."""
+
+    __slots__ = ("_by_host", "_len")
+
+    def __init__(self, by_host: HostMap[frozenset[tuple[str, str]]] | None = None, length: int | None = None) -> None:
+        self._by_host: HostMap[frozenset[tuple[str, str]]] = by_host if by_host is not None else HostMap({})
+        self._len = length if length is not None else sum(len(v) for v in self._by_host.values())
+
+    def __contains__(self, item: object) -> bool:
+        if not isinstance(item, tuple) or len(item) != 3:
+            return False
+        return (item[1], item[2]) in self._by_host.get(item[0], frozenset())
+
+    def __iter__(self) -> Iterator[Key]:
+        for host, steps in self._by_host.items():
+            for phase, step in steps:
+                yield (host, phase, step)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __hash__(self) -> int:
+        return self._hash()
+
+    def __repr__(self) -> str:
+        return f"Outstanding({sorted(self)!r})"
+
+    def steps_of(self, host: str) -> frozenset[tuple[str, str]]:
+        return self._by_host.get(host, frozenset())
+
+    def updated(self, changes: Mapping[str, frozenset[tuple[str, str]]]) -> Outstanding:
+        if not changes:
+            return self
+        delta = sum(len(v) - len(self.steps_of(h)) for h, v in changes.items())
+        return Outstanding(self._by_host.updated(changes), self._len + delta)
