@@ -46,10 +46,13 @@ class FlowRun:
 
     def cap(self) -> int:
         """How many hosts may be started and unresolved now (the current stage's size)."""
+        return self.cap_for(self.resolved)
+
+    def cap_for(self, resolved: int) -> int:
         total = 0
         for size in self.stages:
             total += size
-            if self.resolved < total:
+            if resolved < total:
                 return size
         return len(self.order)
 

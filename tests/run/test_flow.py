@@ -20,6 +20,7 @@ from orchestrator.model.policy import RolloutPolicy
 from orchestrator.planner import Plan, build_plan
 from orchestrator.planner.model import StepKind
 from orchestrator.run.decide import RunContext, decide, initial_state, outstanding_actions
+from orchestrator.run.estimate import flow_makespan
 from orchestrator.run.states import HostState
 from tests.support.bigfleet import fleet
 from tests.support.rolloutsim import SimHost, simulate
@@ -169,3 +170,18 @@ def test_resuming_a_flowing_run_replays_to_the_same_state(cut: float) -> None:
     for event in res.trace:
         final, _ = decide(c, final, event)
     assert final.status == res.status
+
+
+def test_the_plans_flowing_estimate_lies_between_the_slot_bound_and_the_barrier_waves() -> None:
+    p = plan()
+    flowing = flow_makespan(p)
+    barriers = sum(w.estimate_s + w.soak_s for w in p.waves) - p.waves[-1].soak_s
+    canary = p.waves[0]
+    rest = [h for w in p.waves[1:] for h in w.hosts]
+    by_pool: dict[str, int] = {}
+    for h in rest:
+        view = p.host(h)
+        by_pool[view.pool] = by_pool.get(view.pool, 0) + view.estimate_s
+    free = {q.name: q.max_unavailable - len(q.out_of_service) for q in p.pools}
+    bound = canary.estimate_s + canary.soak_s + max(s / free[q] for q, s in by_pool.items())
+    assert bound <= flowing < barriers
