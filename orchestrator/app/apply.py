@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from orchestrator.adapters.host_actions import AnsibleActions, HostActions
+from orchestrator.adapters.host_actions import AnsibleActions, HostActions, SharedActions
 from orchestrator.adapters.state import STATE_DIR_ENV, state_store
 from orchestrator.app.execute import Driver, Notify, RunObserver
 from orchestrator.app.gather import Inputs, gather
@@ -101,11 +101,12 @@ def apply(plan: Plan, plan_path: Path, wave_spec: str, *, inventory: Path | None
           actions: HostActions | None = None, notify: Notify | None = None, parallel: int | None = None,
           extravars: dict[str, Any] | None = None, sleep: Callable[[float], None] | None = None,
           observers: Sequence[RunObserver] = (), flow: bool = False,
-          drain_ends: dict[str, datetime] | None = None) -> ApplyResult:
+          drain_ends: dict[str, datetime] | None = None, share_window_s: float = 0.0) -> ApplyResult:
     """Run the selected waves of ``plan`` (resuming an interrupted run of the same plan).
 
     ``flow``: after the canary, one sliding window in the policy's stages instead of wave barriers (run/flow.py);
-    ``drain_ends``: when each host's jobs are expected to end, for the drain-aware order.
+    ``drain_ends``: when each host's jobs are expected to end, for the drain-aware order;
+    ``share_window_s`` > 0: hosts reaching the same step within it share one playbook run.
     """
     store = state_store(state)
     with store.lock(_pools(plan), plan=plan.plan_hash[:12],
@@ -150,6 +151,8 @@ def apply(plan: Plan, plan_path: Path, wave_spec: str, *, inventory: Path | None
             journal.record(run_id, "run_waves", data={"waves": [w.name for w in waves]})
         port = actions or AnsibleActions(inventory or Path(plan.sources.get("inventory", "")), extravars,
                                          state=store.local_dir)
+        if share_window_s > 0 and isinstance(port, AnsibleActions):
+            port = SharedActions(port, share_window_s)
         if resumed and previous is not None:  # a resumed run keeps the model it started with
             flow = any(e.kind == "run_flow" for e in journal.events(run_id))
         elif flow:
