@@ -520,7 +520,9 @@ class _Step:
         canary = len(plan.waves[0].hosts) if plan.waves and plan.waves[0].name == "canary" else 0
         stages = tuple(stage_sizes(plan.policy, len(names), canary)) or (1,)
         failed = sum(1 for r in self.hosts.values() if r.state in FAILED_END)
-        self.flow = FlowRun(order=flow_order(rows, ctx.drain_ends, self.now), stages=stages,
+        drain = plan.policy.drain
+        evict = drain.timeout if drain.on_timeout == "evict" else None
+        self.flow = FlowRun(order=flow_order(rows, ctx.drain_ends, self.now, evict), stages=stages,
                             failed_by_stage=(0,) * len(stages), failed_total=failed,
                             left_by_wave=tuple((w.name, len(w.hosts)) for w in waves),
                             waiting_by_pool=tuple(sorted(Counter(v.pool for v in views).items())))

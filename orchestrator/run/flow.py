@@ -67,11 +67,14 @@ class FlowRun:
 
 
 def flow_order(hosts: Sequence[tuple[str, str, int]], drain_ends: Mapping[str, datetime],
-               now: datetime | None) -> tuple[str, ...]:
+               now: datetime | None, evict_after_s: int | None = None) -> tuple[str, ...]:
     """Hosts ``(name, rack, estimate_s)`` in planned order -> the order a flowing run admits them in.
 
     Without drain knowledge: the planned order, racks taken in turn. With it: by when the host is expected
     to be free (a host already free counts as free now), the longest first among equals, then planned order.
+    With ``evict_after_s`` (the drain policy evicts at its timeout), a host whose jobs would outlast the timeout
+    counts as free at the timeout: its drain costs that much whenever it starts, so it must not be left to the
+    end, where it would stretch the rollout by a whole timeout.
     """
     racks: dict[str, list[str]] = {}
     for name, rack, _est in hosts:
@@ -89,6 +92,8 @@ def flow_order(hosts: Sequence[tuple[str, str, int]], drain_ends: Mapping[str, d
     def key(h: str) -> tuple[float, int, int]:
         end = drain_ends.get(h)
         free_at = max(end.timestamp(), base) if end is not None else base
+        if evict_after_s is not None:
+            free_at = min(free_at, base + evict_after_s)
         return (free_at, -est[h], pos[h])
 
     return tuple(sorted(spread, key=key))

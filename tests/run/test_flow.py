@@ -21,6 +21,7 @@ from orchestrator.planner import Plan, build_plan
 from orchestrator.planner.model import StepKind
 from orchestrator.run.decide import RunContext, decide, initial_state, outstanding_actions
 from orchestrator.run.estimate import flow_makespan
+from orchestrator.run.flow import flow_order
 from orchestrator.run.states import HostState
 from tests.support.bigfleet import fleet
 from tests.support.rolloutsim import SimHost, simulate
@@ -185,3 +186,11 @@ def test_the_plans_flowing_estimate_lies_between_the_slot_bound_and_the_barrier_
     free = {q.name: q.max_unavailable - len(q.out_of_service) for q in p.pools}
     bound = canary.estimate_s + canary.soak_s + max(s / free[q] for q, s in by_pool.items())
     assert bound <= flowing < barriers
+
+
+def test_a_host_whose_jobs_outlast_the_drain_timeout_is_not_left_to_the_end_when_the_policy_evicts() -> None:
+    hosts = [("a", "r1", 600), ("b", "r2", 600), ("c", "r3", 600)]
+    ends = {"a": T0 + timedelta(hours=10), "b": T0 + timedelta(minutes=30), "c": T0 + timedelta(hours=2)}
+    assert flow_order(hosts, ends, T0) == ("b", "c", "a")  # give-up: waiting for its jobs is all one can do
+    assert flow_order(hosts, ends, T0, evict_after_s=3600) == ("b", "a", "c")  # evicted after 1 h anyway
+    assert flow_order(hosts, {}, T0) == ("a", "b", "c")  # no drain knowledge: planned order, racks in turn
