@@ -522,7 +522,12 @@ class _Step:
         failed = sum(1 for r in self.hosts.values() if r.state in FAILED_END)
         drain = plan.policy.drain
         evict = drain.timeout if drain.on_timeout == "evict" else None
-        self.flow = FlowRun(order=flow_order(rows, ctx.drain_ends, self.now, evict), stages=stages,
+        moving = {v.pool for v in views}
+        slots = sum(max(lim.free, 1) for pool, lim in ctx.limits.items() if pool in moving)
+        # the flowing part's length without drains (known jobs: their ends order the hosts instead)
+        horizon = sum(v.estimate_s - sum(st.estimate_s for st in v.steps if st.kind == StepKind.DRAIN)
+                      for v in views) / max(slots, 1)
+        self.flow = FlowRun(order=flow_order(rows, ctx.drain_ends, self.now, evict, horizon), stages=stages,
                             failed_by_stage=(0,) * len(stages), failed_total=failed,
                             left_by_wave=tuple((w.name, len(w.hosts)) for w in waves),
                             waiting_by_pool=tuple(sorted(Counter(v.pool for v in views).items())))

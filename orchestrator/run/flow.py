@@ -67,14 +67,15 @@ class FlowRun:
 
 
 def flow_order(hosts: Sequence[tuple[str, str, int]], drain_ends: Mapping[str, datetime],
-               now: datetime | None, evict_after_s: int | None = None) -> tuple[str, ...]:
+               now: datetime | None, evict_after_s: int | None = None, horizon_s: float = 0.0) -> tuple[str, ...]:
     """Hosts ``(name, rack, estimate_s)`` in planned order -> the order a flowing run admits them in.
 
     Without drain knowledge: the planned order, racks taken in turn. With it: by when the host is expected
     to be free (a host already free counts as free now), the longest first among equals, then planned order.
-    With ``evict_after_s`` (the drain policy evicts at its timeout), a host whose jobs would outlast the timeout
-    counts as free at the timeout: its drain costs that much whenever it starts, so it must not be left to the
-    end, where it would stretch the rollout by a whole timeout.
+    With ``evict_after_s`` (the drain policy evicts at its timeout) and ``horizon_s`` (about how long the flowing
+    part takes), a host whose jobs would still run when the rollout reaches its end goes first, the latest
+    first: its drain costs a slot for up to the timeout whenever it starts, and at the end it would stretch the
+    whole rollout by that much.
     """
     racks: dict[str, list[str]] = {}
     for name, rack, _est in hosts:
@@ -92,8 +93,8 @@ def flow_order(hosts: Sequence[tuple[str, str, int]], drain_ends: Mapping[str, d
     def key(h: str) -> tuple[float, int, int]:
         end = drain_ends.get(h)
         free_at = max(end.timestamp(), base) if end is not None else base
-        if evict_after_s is not None:
-            free_at = min(free_at, base + evict_after_s)
+        if evict_after_s is not None and free_at > base + horizon_s - est[h]:
+            free_at = base - min(free_at - base, evict_after_s)  # before every host free now, longest first
         return (free_at, -est[h], pos[h])
 
     return tuple(sorted(spread, key=key))

@@ -192,5 +192,8 @@ def test_a_host_whose_jobs_outlast_the_drain_timeout_is_not_left_to_the_end_when
     hosts = [("a", "r1", 600), ("b", "r2", 600), ("c", "r3", 600)]
     ends = {"a": T0 + timedelta(hours=10), "b": T0 + timedelta(minutes=30), "c": T0 + timedelta(hours=2)}
     assert flow_order(hosts, ends, T0) == ("b", "c", "a")  # give-up: waiting for its jobs is all one can do
-    assert flow_order(hosts, ends, T0, evict_after_s=3600) == ("b", "a", "c")  # evicted after 1 h anyway
+    # the flowing part takes about 3 h: a's jobs outlast it, so it goes first (evicted after 1 h whenever)
+    assert flow_order(hosts, ends, T0, evict_after_s=3600, horizon_s=3 * 3600) == ("a", "b", "c")
+    # about 12 h: every job ends on its own before the rollout gets there: by job end
+    assert flow_order(hosts, ends, T0, evict_after_s=3600, horizon_s=12 * 3600) == ("b", "c", "a")
     assert flow_order(hosts, {}, T0) == ("a", "b", "c")  # no drain knowledge: planned order, racks in turn
