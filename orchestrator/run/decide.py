@@ -527,7 +527,8 @@ class _Step:
         # the flowing part's length without drains (known jobs: their ends order the hosts instead)
         horizon = sum(v.estimate_s - sum(st.estimate_s for st in v.steps if st.kind == StepKind.DRAIN)
                       for v in views) / max(slots, 1)
-        self.flow = FlowRun(order=flow_order(rows, ctx.drain_ends, self.now, evict, horizon), stages=stages,
+        wave_of = {h: i for i, w in enumerate(waves) for h in w.hosts}
+        self.flow = FlowRun(order=flow_order(rows, ctx.drain_ends, self.now, evict, horizon, wave_of), stages=stages,
                             failed_by_stage=(0,) * len(stages), failed_total=failed,
                             left_by_wave=tuple((w.name, len(w.hosts)) for w in waves),
                             waiting_by_pool=tuple(sorted(Counter(v.pool for v in views).items())))

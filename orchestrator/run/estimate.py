@@ -28,7 +28,7 @@ def flow_makespan(plan: Plan) -> int:
         return canary.estimate_s if canary is not None else 0
     views = {h: plan.host(h) for h in names}
     rows = [(h, v.domains.get("rack") or v.domains.get("switch") or "", v.estimate_s) for h, v in views.items()]
-    order = flow_order(rows, {}, None)
+    order = flow_order(rows, {}, None, wave_of={h: i for i, w in enumerate(waves) for h in w.hosts})
     pools = {p.name: p for p in plan.pools}
     free = {p: pools[p].max_unavailable - len(pools[p].out_of_service) for p in pools}
     caps = {p: dict(pools[p].max_per_domain) for p in pools}

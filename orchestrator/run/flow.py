@@ -67,23 +67,27 @@ class FlowRun:
 
 
 def flow_order(hosts: Sequence[tuple[str, str, int]], drain_ends: Mapping[str, datetime],
-               now: datetime | None, evict_after_s: int | None = None, horizon_s: float = 0.0) -> tuple[str, ...]:
+               now: datetime | None, evict_after_s: int | None = None, horizon_s: float = 0.0,
+               wave_of: Mapping[str, int] | None = None) -> tuple[str, ...]:
     """Hosts ``(name, rack, estimate_s)`` in planned order -> the order a flowing run admits them in.
 
-    Without drain knowledge: the planned order, racks taken in turn. With it: by when the host is expected
-    to be free (a host already free counts as free now), the longest first among equals, then planned order.
+    Without drain knowledge: the planned order (wave by wave, ``wave_of``), racks taken in turn. With it: by
+    when the host is expected to be free (a host already free counts as free now), the longest first among
+    equals, then planned order.
     With ``evict_after_s`` (the drain policy evicts at its timeout) and ``horizon_s`` (about how long the flowing
-    part takes), a host whose jobs would still run when the rollout reaches its end goes first, the latest
-    first: its drain costs a slot for up to the timeout whenever it starts, and at the end it would stretch the
-    whole rollout by that much.
+    part takes, without drains), a host whose jobs would outlast even a start at the horizon by the timeout goes
+    first, the latest first: its drain costs the whole timeout whenever it starts, and at the end it would
+    stretch the rollout by that much.
     """
-    racks: dict[str, list[str]] = {}
+    groups: dict[int, dict[str, list[str]]] = {}
     for name, rack, _est in hosts:
-        racks.setdefault(rack, []).append(name)
+        group = wave_of.get(name, 0) if wave_of is not None else 0
+        groups.setdefault(group, {}).setdefault(rack, []).append(name)
     spread: list[str] = []
-    lists = list(racks.values())
-    for i in range(max((len(x) for x in lists), default=0)):
-        spread.extend(x[i] for x in lists if i < len(x))
+    for group in sorted(groups):
+        lists = list(groups[group].values())
+        for i in range(max((len(x) for x in lists), default=0)):
+            spread.extend(x[i] for x in lists if i < len(x))
     if not drain_ends:
         return tuple(spread)
     pos = {h: i for i, h in enumerate(spread)}
@@ -93,8 +97,8 @@ def flow_order(hosts: Sequence[tuple[str, str, int]], drain_ends: Mapping[str, d
     def key(h: str) -> tuple[float, int, int]:
         end = drain_ends.get(h)
         free_at = max(end.timestamp(), base) if end is not None else base
-        if evict_after_s is not None and free_at > base + horizon_s - est[h]:
-            free_at = base - min(free_at - base, evict_after_s)  # before every host free now, longest first
+        if evict_after_s is not None and free_at > base + horizon_s + evict_after_s:
+            free_at = base - (free_at - base)  # evicted whenever it starts: before every host free now
         return (free_at, -est[h], pos[h])
 
     return tuple(sorted(spread, key=key))

@@ -56,7 +56,7 @@ def movers(p: Plan) -> list[str]:
 
 def test_a_clean_flowing_run_upgrades_every_host_and_passes_every_checkpoint_in_the_limits() -> None:
     p = plan()
-    res = simulate(ctx(p), {h: SimHost() for h in movers(p)}, T0)
+    res = simulate(ctx(p), {h: SimHost(speed=1 + i % 5 / 10) for i, h in enumerate(movers(p))}, T0)
     assert res.status == "done", res.reason
     assert set(res.states.values()) == {HostState.DONE}
     final = res.final
@@ -121,7 +121,7 @@ def test_the_budget_stops_new_starts_when_exceeded_and_the_run_halts(per_stage: 
 
 
 def test_drain_aware_order_starts_the_hosts_whose_jobs_end_first() -> None:
-    p = plan()
+    p = plan(drain={"timeout": 12 * 3600, "on_timeout": "evict"})  # jobs are waited for, as the sim does
     rest = [h for h in movers(p) if h not in p.waves[0].hosts]
     ends = {h: T0 + timedelta(hours=2 + i % 7) for i, h in enumerate(rest)}
     soon = rest[-1]
@@ -192,8 +192,11 @@ def test_a_host_whose_jobs_outlast_the_drain_timeout_is_not_left_to_the_end_when
     hosts = [("a", "r1", 600), ("b", "r2", 600), ("c", "r3", 600)]
     ends = {"a": T0 + timedelta(hours=10), "b": T0 + timedelta(minutes=30), "c": T0 + timedelta(hours=2)}
     assert flow_order(hosts, ends, T0) == ("b", "c", "a")  # give-up: waiting for its jobs is all one can do
-    # the flowing part takes about 3 h: a's jobs outlast it, so it goes first (evicted after 1 h whenever)
+    # the flowing part takes about 3 h: a's jobs outlast it and the timeout, so it goes first (evicted whenever)
     assert flow_order(hosts, ends, T0, evict_after_s=3600, horizon_s=3 * 3600) == ("a", "b", "c")
     # about 12 h: every job ends on its own before the rollout gets there: by job end
     assert flow_order(hosts, ends, T0, evict_after_s=3600, horizon_s=12 * 3600) == ("b", "c", "a")
     assert flow_order(hosts, {}, T0) == ("a", "b", "c")  # no drain knowledge: planned order, racks in turn
+    same_rack = [("a", "r1", 600), ("b", "r1", 600), ("c", "r2", 600)]
+    assert flow_order(same_rack, {}, T0) == ("a", "c", "b")
+    assert flow_order(same_rack, {}, T0, wave_of={"a": 1, "b": 1, "c": 2}) == ("a", "b", "c")  # wave by wave
