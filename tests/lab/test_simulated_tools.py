@@ -14,7 +14,7 @@ from orchestrator.lab.catalogue import catalogue
 from orchestrator.lab.config import LabPaths, asset
 from orchestrator.lab.fleet import default_fleet
 from orchestrator.lab.hosts import gpu_json
-from orchestrator.lab.inventory import ROLE_NAMES, render
+from orchestrator.lab.inventory import render
 from orchestrator.model.inventory import KNOWN_VARS
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "real-gpu" / "h100-r580"  # copied from ../shared
@@ -93,13 +93,11 @@ def test_catalogue_names_and_versions() -> None:
 
 def test_inventory_uses_only_convention_variables() -> None:
     allowed = set(KNOWN_VARS)
-    role_names = set(ROLE_NAMES.values())  # the old names the roles still read, beside the new ones
     inv = render(LabPaths(state=Path("/tmp/x")), default_fleet(6))
     pools = inv["all"]["children"]
     assert set(pools) == {"training", "inference"}
     for pool in pools.values():
         for hv in pool["hosts"].values():
             assert {k for k in hv if k.startswith("upgrade_")} <= allowed
-            assert {k for k in hv if k.startswith("gpu_")} <= role_names
-            assert all(hv[old] == hv[new] for new, old in ROLE_NAMES.items())
+            assert not {k for k in hv if k.startswith("gpu_")}  # the roles read the upgrade_ names
             assert hv["ansible_host"].startswith("127.0.0.")
