@@ -35,13 +35,18 @@ def declared() -> set[str]:
     return {_name(r) for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
 
 
+# Import roots no installed distribution lists: ansible-core's collection loader makes ``ansible_collections``
+# when a module runs (the host-side gate imports its siblings through it as the collection's module_utils).
+NAMESPACES = {"ansible_collections": {"ansible-core"}}
+
+
 def undeclared(found: dict[str, set[str]], names: set[str], providers: dict[str, list[str]]) -> list[str]:
     """The imported third-party modules that no declared distribution provides, with one file importing each."""
     missing = []
     for module, files in sorted(found.items()):
         if module in sys.stdlib_module_names or module == "orchestrator":
             continue
-        dists = {d.lower().replace("_", "-") for d in providers.get(module, [])}
+        dists = {d.lower().replace("_", "-") for d in providers.get(module, [])} | NAMESPACES.get(module, set())
         if not dists & names:
             missing.append(f"{module} ({', '.join(sorted(dists)) or 'not installed'}) imported by {sorted(files)[0]}")
     return missing

@@ -14,15 +14,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from orchestrator.adapters.host_actions import AnsibleActions, HostActions
+from orchestrator.adapters.host_actions import AnsibleActions, HostActions, SharedActions
 from orchestrator.adapters.state import STATE_DIR_ENV, state_store
+from orchestrator.app.baselines import measure_baselines
 from orchestrator.app.execute import Driver, Notify, RunObserver
 from orchestrator.app.gather import Inputs, gather
 from orchestrator.errors import UpgradeError
 from orchestrator.planner import Plan, Wave
+from orchestrator.planner.schedule import window_end
 from orchestrator.ports import JournalPort
 from orchestrator.run.decide import METRIC, RunContext
 from orchestrator.run.preflight import select_waves, stale_reasons, window_reason
+from orchestrator.run.stragglers import STRAGGLER_METRICS
 
 STATE_ENV = STATE_DIR_ENV
 RunStatus = Literal["running", "done", "rolled_back", "halted"]
@@ -100,8 +103,15 @@ def apply(plan: Plan, plan_path: Path, wave_spec: str, *, inventory: Path | None
           state: str | Path | None = None, ignore_window: bool = False, now: datetime | None = None,
           actions: HostActions | None = None, notify: Notify | None = None, parallel: int | None = None,
           extravars: dict[str, Any] | None = None, sleep: Callable[[float], None] | None = None,
-          observers: Sequence[RunObserver] = ()) -> ApplyResult:
-    """Run the selected waves of ``plan`` (resuming an interrupted run of the same plan)."""
+          observers: Sequence[RunObserver] = (), measure_before: bool = False, flow: bool = False,
+          drain_ends: dict[str, datetime] | None = None, share_window_s: float = 0.0) -> ApplyResult:
+    """Run the selected waves of ``plan`` (resuming an interrupted run of the same plan).
+
+    ``measure_before``: the hosts of the waves without a baseline run the level-1 gate first (app/baselines.py);
+    ``flow``: after the canary, one sliding window in the policy's stages instead of wave barriers (run/flow.py);
+    ``drain_ends``: when each host's jobs are expected to end, for the drain-aware order;
+    ``share_window_s`` > 0: hosts reaching the same step within it share one playbook run.
+    """
     store = state_store(state)
     with store.lock(_pools(plan), plan=plan.plan_hash[:12],
                     wave=wave_spec) as lock, store.journal() as journal:
@@ -143,10 +153,29 @@ def apply(plan: Plan, plan_path: Path, wave_spec: str, *, inventory: Path | None
         else:
             run_id = journal.start_run(plan.plan_hash, str(plan_path))
             journal.record(run_id, "run_waves", data={"waves": [w.name for w in waves]})
-        port = actions or AnsibleActions(inventory or Path(plan.sources.get("inventory", "")), extravars,
-                                         state=store.local_dir)
-        ctx = RunContext(plan, tuple(waves), journal.baselines(METRIC, exclude_run=run_id), parallel, ignore_window,
-                         held_earlier=frozenset(quarantined_earlier(journal, plan, run_id)))
+        # the gates look for Xid errors in the kernel log since the run started (not since an older boot)
+        gate_since = {"gate_since": int(when.timestamp())}
+        port = actions or AnsibleActions(inventory or Path(plan.sources.get("inventory", "")),
+                                         {**gate_since, **(extravars or {})}, state=store.local_dir)
+        if share_window_s > 0 and isinstance(port, AnsibleActions):
+            port = SharedActions(port, share_window_s)
+        baselines = journal.baselines(METRIC, exclude_run=run_id)
+        figure_baselines = {m: journal.baselines(m, exclude_run=run_id) for m in STRAGGLER_METRICS if m != METRIC}
+        if measure_before:  # hosts not yet touched by this run and without any baseline: measured as they are
+            started = set(journal.host_states(run_id))
+            known = set(baselines).union(*figure_baselines.values())
+            for host, figures in measure_baselines(port, journal, touched - started - known, parallel).items():
+                for metric, value in figures.items():
+                    (baselines if metric == METRIC else figure_baselines.setdefault(metric, {}))[host] = value
+        if resumed and previous is not None:  # a resumed run keeps the model it started with
+            flow = any(e.kind == "run_flow" for e in journal.events(run_id))
+        elif flow:
+            journal.record(run_id, "run_flow", data={"drain_ends": len(drain_ends or {})})
+        closes = None if ignore_window else window_end(when, plan.policy.windows)
+        ctx = RunContext(plan, tuple(waves), baselines, parallel, ignore_window,
+                         held_earlier=frozenset(quarantined_earlier(journal, plan, run_id)),
+                         figure_baselines=figure_baselines, flow=flow, drain_ends=dict(drain_ends or {}),
+                         window_end=closes)
         report, broken = _drive(ctx, journal, run_id, port, notify, sleep, observers)
         hosts = {h: (r.wave, r.state.value, r.reason) for h, r in journal.host_states(run_id).items()}
         return ApplyResult(run_id, report, resumed, lock.stale_holder, hosts, observer_errors=broken)

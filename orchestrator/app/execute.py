@@ -7,10 +7,11 @@ started but never reported runs again; the roles are idempotent).
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from orchestrator.adapters.host_actions import HostActions, StepOutcome
@@ -22,6 +23,8 @@ from orchestrator.run.decide import (
     Event,
     Finished,
     HostMoved,
+    HostSoak,
+    HostSoaked,
     RunContext,
     RunState,
     RunStep,
@@ -102,9 +105,15 @@ class Driver:
         if not [e for e in self.journal.events(self.run_id) if e.kind == INPUT]:
             pending = self.feed(Begin(self.clock()))
         running: dict[Future[StepOutcome], RunStep] = {}
+        timers: list[tuple[datetime, str]] = []  # flowing runs: hosts' own soaks, by when they end
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            while pending or running:
+            while pending or running or timers:
                 for action in pending:
+                    if isinstance(action, HostSoak):
+                        self.journal.record(self.run_id, "host_soak", host=action.host, wave=action.wave,
+                                            data={"seconds": action.seconds})
+                        heapq.heappush(timers, (self.clock() + timedelta(seconds=action.seconds), action.host))
+                        continue
                     if isinstance(action, RunStep):
                         self.journal.record(self.run_id, "step_start", host=action.host, wave=action.wave,
                                             step=action.step.id, data={"phase": action.phase,
@@ -120,9 +129,19 @@ class Driver:
                     self.sleep(soak.seconds)
                     pending = self.feed(SoakDone(soak.wave, self.clock()))
                     continue
+                if self.state.status != "running":
+                    timers.clear()  # the run ended: a soak still counting proves nothing any more
+                if timers and timers[0][0] <= self.clock():
+                    _due, host = heapq.heappop(timers)
+                    pending = self.feed(HostSoaked(host, self.clock()))
+                    continue
                 if not running:
-                    break
-                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                    if not timers:
+                        break
+                    self.sleep(max((timers[0][0] - self.clock()).total_seconds(), 0.0))
+                    continue
+                timeout = max((timers[0][0] - self.clock()).total_seconds(), 0.0) if timers else None
+                finished, _ = wait(list(running), timeout=timeout, return_when=FIRST_COMPLETED)
                 for future in finished:
                     action = running.pop(future)
                     try:

@@ -20,6 +20,7 @@ from orchestrator.cli import plan_cmd  # noqa: F401  isort: skip
 from orchestrator.cli import apply_cmd  # noqa: F401  isort: skip
 from orchestrator.cli import knowledge_cmd  # noqa: F401  isort: skip
 from orchestrator.cli import report_cmd  # noqa: F401  isort: skip
+from orchestrator.cli import gate_cmd  # noqa: F401  isort: skip
 
 
 def main() -> None:

@@ -200,6 +200,11 @@ def apply_cmd(
     ignore_window: bool = typer.Option(False, "--ignore-window", help="Run outside the maintenance windows."),
     resume: bool = typer.Option(False, "--resume", help="Say so explicitly; an interrupted run resumes anyway."),
     parallel: int | None = typer.Option(None, "--parallel", min=1, help="At most this many hosts at once."),
+    flow: bool = typer.Option(False, "--flow", help="After the canary, one sliding window in the policy's stages "
+                                                   "instead of wave barriers (README: flowing rollouts)."),
+    share_window: float = typer.Option(0.0, "--share-window", min=0.0, max=60.0,
+                                       help="Hosts reaching the same step within this many seconds share one "
+                                            "ansible-playbook run (0: one run per host and step)."),
     state: str | None = typer.Option(None, "--state", "--state-dir", help=STATE_HELP),
     facts: Path | None = typer.Option(None, "--facts", help="Compare with this snapshot instead of asking hosts."),
     now: str | None = typer.Option(None, "--now", help="Judge the maintenance window as of this ISO time."),
@@ -212,6 +217,9 @@ def apply_cmd(
     metrics_port: int | None = typer.Option(None, "--metrics-port", min=0, max=65535, help=PORT_HELP),
     metrics_addr: str = typer.Option("0.0.0.0", "--metrics-addr", help="Address the metrics endpoint listens on."),
     metrics_file: Path | None = typer.Option(None, "--metrics-file", help=FILE_HELP),
+    measure_baselines: bool = typer.Option(
+        False, "--measure-baselines",
+        help="Before changing a host without a baseline, run the level-1 gate on it as it is (its baseline)."),
 ) -> None:
     """Run waves of a plan with gates, automatic rollback and a crash-safe journal."""
     when = _parse_now(now) if now else None
@@ -226,7 +234,8 @@ def apply_cmd(
         with watching(plan, output, notify, metrics_port, metrics_addr, metrics_file) as watch:
             outcome = apply(plan, plan_path, wave, inventory=inventory, facts=facts, state=state,
                             ignore_window=ignore_window, now=when, extravars=extravars, notify=watch.notify,
-                            parallel=parallel, observers=watch.observers)
+                            parallel=parallel, observers=watch.observers, measure_before=measure_baselines,
+                            flow=flow, share_window_s=share_window)
         _warn(watch, outcome)
     except Refused as exc:
         for reason in exc.reasons:

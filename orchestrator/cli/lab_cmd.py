@@ -36,11 +36,12 @@ def up(
     hosts: int = typer.Option(6, "--hosts", "-n", min=1, help="How many hosts (default 6)."),
     inventory: Path = typer.Option(DEFAULT_INVENTORY, "--inventory", help="Where to write the inventory."),
     no_slurm: bool = typer.Option(False, "--no-slurm", help="Skip the Slurm cluster."),
+    rpm_hosts: int = typer.Option(0, "--rpm-hosts", min=0, help="Add N RPM-family hosts (rpm + dnf, Rocky 9)."),
 ) -> None:
     """Start N hosts (namespaces + sshd on 127.0.0.11...), the lab repo and Slurm; write the inventory."""
     t0 = time.monotonic()
     lab = Lab()
-    lab.up(hosts, inventory, with_slurm=not no_slurm)
+    lab.up(hosts, inventory, with_slurm=not no_slurm, rpm=rpm_hosts)
     _print_up(lab, time.monotonic() - t0)
 
 

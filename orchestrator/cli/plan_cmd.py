@@ -26,6 +26,8 @@ from orchestrator.planner import (
     render_mermaid,
 )
 from orchestrator.planner.model import Wave
+from orchestrator.planner.waves import stage_sizes
+from orchestrator.run.estimate import flow_makespan
 
 
 class PlanOutput(StrEnum):
@@ -181,6 +183,7 @@ def _render_summary(plan: Plan) -> None:
     console.print(f"{len(plan.waves)} waves, {sum(len(w.hosts) for w in plan.waves)} hosts in "
                   f"{len(plan.classes)} classes, {plan.start} -> {plan.end} (~{_minutes(plan.estimate_s)} from now); "
                   f"knowledge {plan.knowledge_version}; --details for every host")
+    _flow_line(plan)
 
 
 def _render(plan: Plan) -> None:
@@ -208,6 +211,30 @@ def _render(plan: Plan) -> None:
     console.print(f"{len(plan.waves)} waves, {sum(len(w.hosts) for w in plan.waves)} hosts, "
                   f"{plan.start} -> {plan.end} (~{_minutes(plan.estimate_s)} from now); "
                   f"knowledge {plan.knowledge_version}")
+    _flow_line(plan)
+
+
+FLOW_ESTIMATE_MAX_HOSTS = 200_000  # list scheduling takes about a second per 10,000 hosts
+
+
+def _flow_line(plan: Plan) -> None:
+    """The schedule ``apply --flow`` follows and its estimated makespan, beside the waves' own."""
+    hosts = sum(len(w.hosts) for w in plan.waves)
+    if not hosts or hosts > FLOW_ESTIMATE_MAX_HOSTS:
+        return
+    first = plan.waves[0]
+    barriers = sum(w.estimate_s + w.soak_s for w in plan.waves) - plan.waves[-1].soak_s
+    head = f"{first.name} ({len(first.hosts)} hosts) + soak {_minutes(first.soak_s)}, then " \
+        if first.name == "canary" else ""
+    console.print(f"flowing (apply --flow): {head}one sliding window per pool in stages of "
+                  f"{', '.join(map(str, _stages(plan)))} unproven hosts: ~{_minutes(flow_makespan(plan))} from "
+                  f"its start (the waves above as barriers: ~{_minutes(barriers)})")
+
+
+def _stages(plan: Plan) -> list[int]:
+    canary = len(plan.waves[0].hosts) if plan.waves[0].name == "canary" else 0
+    rest = sum(len(w.hosts) for w in plan.waves) - canary
+    return stage_sizes(plan.policy, rest, canary)[:4]
 
 
 def _render_pools(plan: Plan, summary: bool) -> None:

@@ -30,12 +30,17 @@ SCHEMA_VERSION = 1
 NVIDIA_SMI_NO_DRIVER = "couldn't communicate with the NVIDIA driver"
 NVIDIA_SMI_MISMATCH = "Driver/library version mismatch"
 
-# Packages that carry each component, Debian and RPM names (see docs/conventions.md).
+# Packages that carry each component, Debian and RPM names (see docs/conventions.md). RPM names from NVIDIA's
+# CUDA repository for RHEL (``nvidia-driver`` and ``nvidia-driver-cuda`` 3:580.95.05-1.el9, the ``nvidia-open``
+# and ``cuda-drivers`` metapackages, ``kmod-nvidia-open-dkms``/``kmod-nvidia-latest-dkms``, ``nvidia-fabric-manager``,
+# ``libnccl``; https://docs.nvidia.com/datacenter/tesla/driver-installation-guide/version-locking.html).
 _PKG_PATTERNS = {
     "driver": re.compile(r"^(?:nvidia-driver-(\d{3})(-open|-server|-server-open)?|nvidia-driver|cuda-drivers-(\d{3})"
-                         r"|nvidia-driver-cuda|kmod-nvidia-(?:open-dkms|latest-dkms))$"),
+                         r"|cuda-drivers|nvidia-open(?:-\d{3})?|nvidia-driver-cuda"
+                         r"|nvidia-driver-latest-dkms(?:-cuda)?|kmod-nvidia-(?:open-dkms|latest-dkms))$"),
     "fabric_manager": re.compile(r"^(?:nvidia-fabricmanager(?:-\d{3})?|nvidia-fabric-manager)$"),
-    "cuda": re.compile(r"^cuda-toolkit-(\d+)-(\d+)$"),
+    # cuda-toolkit-12-8; RHEL's older metapackages: cuda-10-2 and cuda (10.2.89-1)
+    "cuda": re.compile(r"^(?:cuda-toolkit-(\d+)-(\d+)|cuda-(\d+)-(\d+)|cuda)$"),
     "cudnn": re.compile(r"^(?:libcudnn9-cuda-\d+|libcudnn8|cudnn9-cuda-\d+|libcudnn)$"),
     "nccl": re.compile(r"^libnccl(?:2)?$"),
     "dcgm": re.compile(r"^datacenter-gpu-manager(?:-4-core|-4-cuda\d+)?$"),
@@ -46,9 +51,16 @@ _DPKG_QUERY = [
     "nvidia-*", "cuda-toolkit-*", "cuda-drivers*", "libcudnn*", "cudnn*", "libnccl*", "datacenter-gpu-manager*",
 ]
 _RPM_QUERY = ["rpm", "-qa", "--qf", "%{NAME}\\t%{EPOCH}:%{VERSION}-%{RELEASE}\\tii \\n"]
+# os-release IDs (and ID_LIKE words) of the RPM family: its packages come from dnf even where dpkg exists.
+RPM_FAMILY = ("rhel", "rocky", "almalinux", "centos", "ol", "fedora", "amzn")
+# NVIDIA's CUDA repository, as apt sources and yum repo files name it.
+CUDA_REPO_URL = "/compute/cuda/repos/"
+APT_SOURCE_DIRS = ("/etc/apt/sources.list.d",)
+YUM_REPO_DIR = "/etc/yum.repos.d"
 # Families of packages whose builds the plan pins: the package index records every build the host's
 # repositories offer for them, so that planning (not apply) picks the exact build.
-INDEX_PREFIXES = ("nvidia-driver-", "nvidia-fabricmanager", "cuda-toolkit-", "libcudnn", "libnccl",
+INDEX_PREFIXES = ("nvidia-driver", "nvidia-open", "cuda-drivers", "kmod-nvidia-", "linux-modules-nvidia-",
+                  "nvidia-fabricmanager", "nvidia-fabric-manager", "cuda-toolkit-", "libcudnn", "libnccl",
                   "datacenter-gpu-manager", "nvidia-container-toolkit")
 _DNF_QUERY = ["dnf", "-q", "repoquery", "--qf", "%{name}\\t%{epoch}:%{version}-%{release}\\n"]
 
@@ -225,7 +237,50 @@ def parse_os_release(text: str) -> Facts:
             key, _, value = line.partition("=")
             values[key.strip()] = value.strip().strip('"')
     return {"id": values.get("ID", "unknown"), "version_id": values.get("VERSION_ID", ""),
-            "pretty_name": values.get("PRETTY_NAME", "")}
+            "pretty_name": values.get("PRETTY_NAME", ""), "id_like": values.get("ID_LIKE", "")}
+
+
+def rpm_family(os_facts: Optional[Facts]) -> bool:
+    """RHEL, Rocky, Alma, Fedora... by ``ID`` or ``ID_LIKE`` (``rocky`` has ``ID_LIKE="rhel centos fedora"``)."""
+    if not os_facts:
+        return False
+    words = [os_facts.get("id", ""), *os_facts.get("id_like", "").split()]
+    return any(w in RPM_FAMILY for w in words)
+
+
+_UBUNTU_DRIVER = re.compile(r"^nvidia-driver-\d{3}(?:-server)?(?:-open)?$")
+_CUDA_APT_DRIVER = re.compile(r"^(?:cuda-drivers(?:-\d{3})?|nvidia-open(?:-\d{3})?|cuda-keyring)$")
+_CUDA_RPM = re.compile(r"^(?:nvidia-open|cuda-drivers|kmod-nvidia-(?:open|latest)-dkms|nvidia-driver)$")
+
+
+def detect_source(rpm: bool, manager: str, installed: Dict[str, str], offered: Dict[str, List[str]],
+                  repo_texts: Dict[str, str]) -> Tuple[Optional[str], str]:
+    """The host's NVIDIA package source and what it was told by: installed driver packages first (what the
+    host uses), then NVIDIA's repository in the apt sources / yum repo files, then the names offered."""
+    cuda_repo = sorted(path for path, text in repo_texts.items() if CUDA_REPO_URL in text
+                       or re.search(r"^\[cuda-", text, re.MULTILINE))
+    if rpm:
+        if manager != "dnf":
+            return None, "RPM-family host without dnf"
+        mine = sorted(n for n in installed if _CUDA_RPM.match(n))
+        if mine:
+            return "cuda-dnf", "installed " + mine[0]
+        if cuda_repo:
+            return "cuda-dnf", "NVIDIA CUDA repository in " + cuda_repo[0]
+        return None, "no NVIDIA driver RPM installed and no CUDA repository in %s" % YUM_REPO_DIR
+    if manager != "apt":
+        return None, "no apt and no dnf"
+    for name in sorted(installed):
+        if _CUDA_APT_DRIVER.match(name):
+            return "cuda-apt", "installed " + name
+        if _UBUNTU_DRIVER.match(name):
+            return "ubuntu", "installed %s %s" % (name, installed[name])
+    if cuda_repo:
+        return "cuda-apt", "NVIDIA CUDA repository in " + cuda_repo[0]
+    ubuntu = sorted(n for n in offered if _UBUNTU_DRIVER.match(n))
+    if ubuntu:
+        return "ubuntu", "offered " + ubuntu[0]
+    return None, "no NVIDIA driver package installed or offered, no CUDA repository in the apt sources"
 
 
 def classify_nvidia_smi_failure(rc: int, output: str) -> tuple[str, str]:
@@ -262,12 +317,21 @@ def collect(run: RunCommand, read: ReadFile, listdir: ListDir, resolve: ResolveL
     facts["os"] = parse_os_release(os_text) if os_text else None
     facts["boot_id"] = (read("/proc/sys/kernel/random/boot_id") or "").strip() or None
 
-    pkg_text, packages = _installed_packages(run, problems)
+    rpm = rpm_family(facts["os"])
+    if facts["os"]:
+        facts["os"].pop("id_like", None)
+    pkg_text, packages = _installed_packages(run, problems, rpm)
     facts["packages"] = {k: v for k, v in sorted(packages.items())}
-    facts["held_packages"] = held_packages(pkg_text)
+    facts["held_packages"] = held_packages(pkg_text) if not rpm else _versionlocked(read, packages)
     from_pkgs = components_from_packages(packages)
 
-    facts["package_index"] = _package_index(run, problems)
+    index = _package_index(run, problems, rpm)
+    source, evidence = detect_source(rpm, index["manager"], packages, index["available"],
+                                     _repo_texts(read, listdir, rpm))
+    index["source"], index["source_evidence"] = source, evidence
+    if source is None:
+        problems.append("package source not detected: %s" % evidence)
+    facts["package_index"] = index
     facts["driver"] = _collect_driver(run, read, from_pkgs.get("driver"), problems)
     facts["gpus"] = facts["driver"].pop("gpus", [])
     facts["cuda"] = _collect_cuda(run, read, listdir, from_pkgs.get("cuda"))
@@ -307,9 +371,44 @@ def parse_repoquery(text: str) -> Dict[str, List[str]]:
     return out
 
 
-def _package_index(run: RunCommand, problems: list[str]) -> Facts:
+def _repo_texts(read: ReadFile, listdir: ListDir, rpm: bool) -> Dict[str, str]:
+    """The host's repository configuration: yum repo files, or apt's sources."""
+    paths = []
+    if rpm:
+        paths = [YUM_REPO_DIR + "/" + f for f in sorted(listdir(YUM_REPO_DIR)) if f.endswith(".repo")]
+    else:
+        paths = ["/etc/apt/sources.list"] + [d + "/" + f for d in APT_SOURCE_DIRS for f in sorted(listdir(d))
+                                             if f.endswith((".list", ".sources"))]
+    out = {}
+    for path in paths:
+        text = read(path)
+        if text:
+            out[path] = text
+    return out
+
+
+def parse_versionlock(text: str) -> List[str]:
+    """``/etc/dnf/plugins/versionlock.list`` lines (``nvidia-open-3:580.95.05-1.el9.*``) -> package names."""
+    names = set()
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", "!")):
+            continue
+        m = re.match(r"^(.+?)-(?:\d+:)?[^-]+-[^-]+$", line)
+        if m:
+            names.add(m.group(1))
+    return sorted(names)
+
+
+def _versionlocked(read: ReadFile, installed: Dict[str, str]) -> List[str]:
+    """Installed packages that dnf's versionlock holds: the RPM family's equivalent of apt holds."""
+    text = read("/etc/dnf/plugins/versionlock.list") or ""
+    return [n for n in parse_versionlock(text) if n in installed]
+
+
+def _package_index(run: RunCommand, problems: list[str], rpm: bool = False) -> Facts:
     """Every build the host's repositories offer for the GPU stack's package families (apt or dnf)."""
-    rc, out, err = run(["apt-cache", "pkgnames"])
+    rc, out, err = (127, "", "") if rpm else run(["apt-cache", "pkgnames"])
     if rc != 127:
         names = sorted(n for n in out.split() if n.startswith(INDEX_PREFIXES))
         available: Dict[str, List[str]] = {}
@@ -328,8 +427,8 @@ def _package_index(run: RunCommand, problems: list[str]) -> Facts:
     return {"manager": "unknown", "available": {}}
 
 
-def _installed_packages(run: RunCommand, problems: list[str]) -> tuple[str, dict[str, str]]:
-    rc, out, err = run(_DPKG_QUERY)
+def _installed_packages(run: RunCommand, problems: list[str], rpm: bool = False) -> tuple[str, dict[str, str]]:
+    rc, out, err = (127, "", "") if rpm else run(_DPKG_QUERY)
     if rc == 127:
         rc, out, err = run(_RPM_QUERY)
         if rc == 127:

@@ -144,10 +144,28 @@ def parse_smi_query_text(text: str) -> dict[str, Any]:
             "gpus": gpus}
 
 
+# Drivers before R450 (Kepler to Volta era) print ECC counters per kind of bit error, one sub-section each:
+# "Volatile / Single Bit / Device Memory, Register File, ..., Total" and "Double Bit" alike (nvidia-smi(1), "ECC
+# Errors"). Single-bit errors are the corrected ones, double-bit the uncorrectable ones.
+_OLD_ECC = {"Correctable": "Single Bit", "Uncorrectable": "Double Bit"}
+
+
 def _sum(section: Any, keys: tuple[str, ...]) -> int | None:
     """Sum of the counters whose names contain one of ``keys`` (None when the section reports none)."""
     if not isinstance(section, dict):
         return None
+    old = [section.get(_OLD_ECC[k]) for k in keys if k in _OLD_ECC]
+    if any(isinstance(o, dict) for o in old):
+        totals = []
+        for o in old:
+            if isinstance(o, dict):
+                total = _int(o.get("Total"))
+                if total is None:  # no Total row: the sum of the parts
+                    parts = [_int(v) for v in o.values() if not isinstance(v, dict)]
+                    total = sum(n for n in parts if n is not None) if any(n is not None for n in parts) else None
+                if total is not None:
+                    totals.append(total)
+        return sum(totals) if totals else None
     found = [_int(v) for k, v in section.items() if not isinstance(v, dict) and any(x in k for x in keys)]
     numbers = [n for n in found if n is not None]
     return sum(numbers) if numbers else None
@@ -235,9 +253,25 @@ def _status(text: str) -> str:
     return _STATUS.get(word, text.strip().split(" - ")[0].strip() or "Unknown")
 
 
+# Categories that only check the software and its setting; the others run work on the GPUs.
+SOFTWARE_CATEGORIES = ("Metadata", "Deployment", "Software", "software", "deployment")
+
+
+def _worst(statuses: list[str]) -> str:
+    """One status for several: Fail over Warn over Pass over Skip (nothing reported: Skip)."""
+    for status in ("Fail", "Warn", "Pass"):
+        if status in statuses:
+            return status
+    known = [s for s in statuses if s != "Skip"]
+    return known[0] if known else "Skip"
+
+
 def _result(version: str | None, driver: str | None, tests: list[dict[str, Any]],
             bandwidth: dict[int, dict[str, float]], error: str | None = None) -> dict[str, Any]:
     failed = [t for t in tests if t["status"] == "Fail"]
+    hardware = [t for t in tests if t.get("category") not in SOFTWARE_CATEGORIES]
+    if error is None and hardware and all(t["status"] == "Skip" for t in hardware):
+        error = "every hardware test was skipped (%s)" % ", ".join(str(t["name"]) for t in hardware)
     return {
         "dcgm_version": version, "driver_version": driver, "tests": tests,
         "passed": error is None and bool(tests) and not failed,
@@ -281,8 +315,16 @@ def parse_dcgmi_diag_text(text: str) -> dict[str, Any]:
                 driver = right
             continue
         g = re.match(r"^GPU\s*(\d+)\s*:\s*(\w+)", right)
+        cont = re.match(r"^(Pass|Fail|Warn|Warning|Skip)\s+-\s+(GPUs?:?\s*[\d, ]+|All)$", right)
         if not left and g and tests:
             tests[-1]["gpus"][g.group(1)] = _status(g.group(2))
+            tests[-1]["status"] = _worst([tests[-1]["status"], _status(g.group(2))])
+        elif not left and cont and tests:
+            # DCGM 3 prints one row per status of a test: "Pass - GPU: 0" then "|   | Fail - GPU: 1"
+            status = _status(cont.group(1))
+            for gid in re.findall(r"\d+", cont.group(2)):
+                tests[-1]["gpus"][gid] = status
+            tests[-1]["status"] = _worst([tests[-1]["status"], status])
         elif left in ("Error", "Warning", "Info") and tests:
             tests[-1]["messages"].append(f"{left}: {right}")
         elif left == "" and tests:
@@ -293,7 +335,7 @@ def parse_dcgmi_diag_text(text: str) -> dict[str, Any]:
             entry: dict[str, Any] = {"category": category, "name": left, "status": status, "gpus": {},
                                      "messages": []}
             gm = re.search(r" - GPU[s]?:?\s*([\d, ]+)$", right)
-            if gm and status in ("Fail", "Warn"):
+            if gm:
                 for gid in re.findall(r"\d+", gm.group(1)):
                     entry["gpus"][gid] = status
             tests.append(entry)
@@ -338,11 +380,9 @@ def parse_dcgmi_diag_json(text: str) -> dict[str, Any]:
                 if res.get("error"):
                     entry["messages"].append(f"Error: {res['error']}")
             summary = test.get("test_summary") or {}
-            overall = _status(str(summary["status"])) if summary.get("status") else None
-            if overall is None:
-                overall = ("Fail" if "Fail" in statuses else "Warn" if "Warn" in statuses
-                           else "Pass" if "Pass" in statuses else "Skip")
-            entry["status"] = overall
+            if summary.get("status"):  # a summary never hides a GPU that failed
+                statuses.append(_status(str(summary["status"])))
+            entry["status"] = _worst(statuses)
             tests.append(entry)
     return _result(str(version) if version else None, str(driver) if driver else None, tests, bandwidth)
 
@@ -367,3 +407,32 @@ def min_bandwidth(diag: dict[str, Any], key: str = "h2d_gbps") -> float | None:
     """The slowest GPU's figure: one weak GPU makes the host a straggler."""
     values = [v[key] for v in (diag.get("bandwidth") or {}).values() if key in v]
     return min(values) if values else None
+
+
+# ---------------------------------------------------------------- Xid errors in the kernel log
+
+# "NVRM: Xid (PCI:0000:3b:00): 79, pid=1234, name=python, GPU has fallen off the bus." (driver 450 and later);
+# older drivers print "NVRM: Xid (0000:3b:00): 13, ...". Codes: https://docs.nvidia.com/deploy/xid-errors/
+_XID = re.compile(r"NVRM: Xid \((?:PCI:)?([0-9A-Fa-f:.]+)\): (\d+)(?:,\s*(.*))?")
+
+
+def parse_xid(text: str) -> list[dict[str, Any]]:
+    """Every ``NVRM: Xid`` line of a kernel log: the GPU's PCI address, the code and the driver's words."""
+    out = []
+    for line in text.splitlines():
+        m = _XID.search(line)
+        if m:
+            out.append({"bus_id": m.group(1), "code": int(m.group(2)), "text": (m.group(3) or "").strip(),
+                        "line": line.strip()})
+    return out
+
+
+def xid_problems(events: list[dict[str, Any]]) -> list[str]:
+    """One line per GPU naming its Xid codes (an empty list: no Xid since the upgrade started)."""
+    by_bus: dict[str, list[int]] = {}
+    for e in events:
+        codes = by_bus.setdefault(e["bus_id"], [])
+        if e["code"] not in codes:
+            codes.append(e["code"])
+    return ["GPU %s: Xid %s in the kernel log" % (bus, ", ".join(str(c) for c in codes))
+            for bus, codes in sorted(by_bus.items())]

@@ -16,13 +16,16 @@ from orchestrator.lab.config import asset
 
 
 class PkgFile(BaseModel):
-    """One file of a package: text content, or a symlink target."""
+    """One file of a package: text content, a symlink target, or C source built into a shared object."""
 
     model_config = ConfigDict(frozen=True)
     path: str
     content: str = ""
     link: str | None = None
     mode: int = 0o644
+    # C compiler flags when ``content`` is C source to build with gcc into this shared object (the simulated
+    # CUDA libraries: the gate's probe loads them with ctypes as it loads NVIDIA's on real hosts)
+    compile: tuple[str, ...] | None = None
 
 
 class Package(BaseModel):
@@ -74,10 +77,15 @@ def _text(*parts: str) -> str:
     return asset(*parts).read_text(encoding="utf-8")
 
 
-def _lib(name: str, version: str, soname: str, what: str) -> tuple[PkgFile, ...]:
-    real = f"{LIB}/{name}.so.{version}"
-    return (PkgFile(path=real, content=f"gpu-lab simulated {what} {version}\n"),
-            PkgFile(path=f"{LIB}/{name}.so.{soname}", link=f"{name}.so.{version}"))
+def _lib(name: str, version: str, soname: str, what: str, flags: tuple[str, ...] | None = None,
+         folder: str = LIB) -> tuple[PkgFile, ...]:
+    """A library and its soname link; with ``flags``, built from ``assets/cuda/<name>.c`` (else a text stub)."""
+    real = f"{folder}/{name}.so.{version}"
+    if flags is None:
+        lib = PkgFile(path=real, content=f"gpu-lab simulated {what} {version}\n")
+    else:
+        lib = PkgFile(path=real, content=_text("cuda", f"{name}.c"), compile=flags, mode=0o755)
+    return lib, PkgFile(path=f"{folder}/{name}.so.{soname}", link=f"{name}.so.{version}")
 
 
 def _service(name: str, desc: str, daemon: str, extra_postinst: str = "") -> tuple[PkgFile, dict[str, str]]:
@@ -105,7 +113,7 @@ def drivers() -> list[Package]:
                 PkgFile(path="/usr/share/nvidia/gpu-lab-driver.json", content=json.dumps(info) + "\n"),
                 *smi,
                 *_lib("libnvidia-ml", version, "1", "NVML"),
-                *_lib("libcuda", version, "1", "CUDA driver"),
+                *_lib("libcuda", version, "1", "CUDA driver", ()),
                 PkgFile(path=f"/usr/src/nvidia-{version}/dkms.conf",
                         content=f'PACKAGE_NAME="nvidia"\nPACKAGE_VERSION="{version}"\n'),
             )
@@ -163,10 +171,9 @@ def toolkits() -> list[Package]:
             name=f"cuda-toolkit-{dash}", version=f"{full}-1", description=f"CUDA Toolkit {short} (simulated)",
             files=(PkgFile(path=f"{root}/bin/nvcc", content=nvcc_text, mode=0o755),
                    PkgFile(path=f"{root}/version.json", content=version_json),
-                   PkgFile(path=f"{root}/targets/x86_64-linux/lib/libcudart.so.{cudart}",
-                           content=f"gpu-lab simulated cudart {cudart}\n"),
-                   PkgFile(path=f"{root}/targets/x86_64-linux/lib/libcudart.so.{major}",
-                           link=f"libcudart.so.{cudart}"),
+                   *_lib("libcudart", cudart, major, "CUDA runtime",
+                         (f"-DCUDART_VERSION={int(major) * 1000 + int(minor) * 10}",),
+                         folder=f"{root}/targets/x86_64-linux/lib"),
                    PkgFile(path=f"{root}/lib64", link="targets/x86_64-linux/lib")),
             scripts={
                 "postinst": (f"update-alternatives --quiet --install /usr/local/cuda cuda {root} {prio}\n"
@@ -192,7 +199,8 @@ def cudnn() -> list[Package]:
         out.append(Package(
             name=name, version=version, description=f"cuDNN runtime libraries {full} (simulated)",
             conflicts=others, replaces=others,
-            files=(*_lib("libcudnn", f"{major}.{minor}.{patch}", major, "cuDNN"),
+            files=(*_lib("libcudnn", f"{major}.{minor}.{patch}", major, "cuDNN",
+                         (f"-DCUDNN_VERSION={_cudnn_code(int(major), int(minor), int(patch))}",)),
                    PkgFile(path=hdr, content=header)),
             scripts={
                 "postinst": (f"update-alternatives --quiet --install /usr/include/cudnn_version.h "
@@ -204,9 +212,20 @@ def cudnn() -> list[Package]:
     return out
 
 
+def _cudnn_code(major: int, minor: int, patch: int) -> int:
+    """``cudnnGetVersion()``: MAJOR*1000+MINOR*100+PATCH before cuDNN 9, MAJOR*10000+MINOR*100+PATCH since."""
+    return major * (10000 if major >= 9 else 1000) + minor * 100 + patch
+
+
+def _nccl_lib(version: str) -> tuple[PkgFile, ...]:
+    major, minor, patch = (int(x) for x in version.split("-")[0].split("."))
+    return _lib("libnccl", version.split("-")[0], "2", "NCCL",
+                (f"-DNCCL_VERSION_CODE={major * 10000 + minor * 100 + patch}",))
+
+
 def nccl() -> list[Package]:
     return [Package(name="libnccl2", version=v, description="NVIDIA Collective Communication Library (simulated)",
-                    files=_lib("libnccl", v.split("-")[0], "2", "NCCL")) for v in NCCL]
+                    files=_nccl_lib(v)) for v in NCCL]
 
 
 def dcgm() -> list[Package]:

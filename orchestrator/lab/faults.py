@@ -26,6 +26,7 @@ class Fault(StrEnum):
     SSH_DOWN = "ssh-down"                  # sshd (and its sessions) gone for `seconds`
     BLOCKING_JOB = "blocking-job"          # a running Slurm job keeps the node from draining
     MODULE_NOT_LOADED = "module-not-loaded"  # after the next boot, no NVIDIA kernel module
+    CUDA_FAILS = "cuda-fails"              # the simulated libcuda's cuInit fails (CUDA_ERROR_UNKNOWN, 999)
 
 
 def read_faults(paths: LabPaths, host: str) -> dict[str, Any]:
@@ -61,6 +62,8 @@ def inject(paths: LabPaths, host: str, pid1: Proc, fault: Fault, *, seconds: flo
         faults["gpu_slow"] = {"factor": factor}
     elif fault is Fault.MODULE_NOT_LOADED:
         faults["module_not_loaded"] = True
+    elif fault is Fault.CUDA_FAILS:
+        faults["cuda_fail"] = {"error": 999}
     elif fault is Fault.SSH_DOWN:
         _request(paths, host, pid1, {"action": "ssh_down", "seconds": seconds})
         return {"ssh_down": seconds}
@@ -79,6 +82,7 @@ def clear(paths: LabPaths, host: str, pid1: Proc, fault: Fault | None = None) ->
     keys = {
         Fault.INSTALL_FAILS: "install_fail", Fault.REBOOT_HANGS: "reboot_hang", Fault.DIAG_FAILS: "dcgm_diag_fail",
         Fault.GPU_SLOW: "gpu_slow", Fault.MODULE_NOT_LOADED: "module_not_loaded", Fault.BLOCKING_JOB: "blocking_jobs",
+        Fault.CUDA_FAILS: "cuda_fail",
     }
     wanted = list(keys) if fault is None else [fault]
     for f in wanted:

@@ -7,6 +7,8 @@ no CUDA 13). All start on R535 + CUDA 12.2.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.lab.errors import LabError
@@ -61,6 +63,11 @@ BASE_STACK: tuple[str, ...] = (
     "nvidia-container-toolkit=1.14.6-1",
 )
 FABRIC_MANAGER = "nvidia-fabricmanager-535=535.183.01-1"
+# An RPM-family host (Rocky Linux 9 as os-release says; real rpm and dnf on the lab's Debian rootfs): the driver
+# from the lab's copy of NVIDIA's CUDA repository for RHEL 9, as ``dnf install nvidia-open`` lays it out.
+RPM_STACK: tuple[str, ...] = ("nvidia-open-3:535.183.01-1.el9",)
+ROCKY_OS_RELEASE = ('NAME="Rocky Linux"\nVERSION="9.4 (Blue Onyx)"\nID="rocky"\nID_LIKE="rhel centos fedora"\n'
+                    'VERSION_ID="9.4"\nPRETTY_NAME="Rocky Linux 9.4 (Blue Onyx)"\n')
 
 
 class LabHost(BaseModel):
@@ -74,6 +81,7 @@ class LabHost(BaseModel):
     rack: str
     profile: str
     reboot_downtime_s: float = Field(default=2.0, ge=0)
+    family: Literal["deb", "rpm"] = "deb"
 
     @property
     def gpu(self) -> GpuProfile:
@@ -81,11 +89,14 @@ class LabHost(BaseModel):
 
     @property
     def packages(self) -> tuple[str, ...]:
+        if self.family == "rpm":
+            return RPM_STACK
         return BASE_STACK + ((FABRIC_MANAGER,) if self.gpu.nvswitch else ())
 
 
-def default_fleet(count: int = 6) -> list[LabHost]:
-    """``count`` hosts: the last two are the A100 and the V100 (from 3 hosts up), the rest H100s."""
+def default_fleet(count: int = 6, rpm: int = 0) -> list[LabHost]:
+    """``count`` hosts: the last two are the A100 and the V100 (from 3 hosts up), the rest H100s; then ``rpm``
+    RPM-family H100 hosts (pool ``training-rpm``)."""
     if not 1 <= count <= MAX_HOSTS:
         raise LabError("fleet", f"--hosts must be between 1 and {MAX_HOSTS}, not {count}")
     kinds = ["h100"] * count
@@ -104,4 +115,9 @@ def default_fleet(count: int = 6) -> list[LabHost]:
             pool, rack = "inference", "rack-z"
         hosts.append(LabHost(name=f"gpu-{kind}-{n:02d}", address=f"127.0.0.{FIRST_ADDRESS + i}", pool=pool,
                              rack=rack, profile=kind))
+    if count + rpm > MAX_HOSTS:
+        raise LabError("fleet", f"at most {MAX_HOSTS} hosts in all, not {count + rpm}")
+    for n in range(1, rpm + 1):
+        hosts.append(LabHost(name=f"gpu-rpm-{n:02d}", address=f"127.0.0.{FIRST_ADDRESS + count + n - 1}",
+                             pool="training-rpm", rack="rack-r", profile="h100", family="rpm"))
     return hosts

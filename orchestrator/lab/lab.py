@@ -100,13 +100,13 @@ class Lab:
         return t
 
     def up(self, count: int = 6, inventory_dir: Path = DEFAULT_INVENTORY, with_slurm: bool = True,
-           boot_timeout: float = 30.0) -> LabState:
+           boot_timeout: float = 30.0, rpm: int = 0) -> LabState:
         """Bring the lab up (``count`` hosts); raises if it is already up."""
         _check_platform()
         if self.is_up():
             raise LabError("up", "the lab is already up", "run `upgrade lab down` first")
         self.down()  # leftovers of a crashed run
-        fleet = default_fleet(count)
+        fleet = default_fleet(count, rpm)
         timings = self.prepare_cache()
         t0 = time.monotonic()
         p = self.paths
@@ -116,7 +116,7 @@ class Lab:
         lab_layer = p.run / "layer"
         rootfs.build_lab_layer(lab_layer)
         digest = repo.digest()
-        layers = {h.packages: rootfs.ensure_stack_layer(p, lab_layer, h.packages, digest) for h in fleet}
+        layers = {h.packages: rootfs.ensure_stack_layer(p, lab_layer, h.packages, digest, h.family) for h in fleet}
         timings["stack_layers"] = time.monotonic() - t0
         t0 = time.monotonic()
         if not p.key.exists():

@@ -16,13 +16,15 @@ from pathlib import Path
 
 from orchestrator.lab.catalogue import FAULT_PREINST, Package, catalogue
 from orchestrator.lab.errors import LabError
+from orchestrator.lab.rpmrepo import build_rpm_repo, rpm_catalogue
 
 STAMP = ".gpu-lab-digest"
 
 
 def digest() -> str:
     """Identifies the catalogue and payloads: a new digest means a new repository (and new stack layers)."""
-    data = json.dumps([p.model_dump(mode="json") for p in catalogue()], sort_keys=True)
+    data = json.dumps([p.model_dump(mode="json") for p in catalogue()] + [list(r[:3]) for r in rpm_catalogue()],
+                      sort_keys=True)
     return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 
@@ -40,6 +42,18 @@ def _control(pkg: Package, installed_kb: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _compile(source: str, flags: tuple[str, ...], target: Path, pkg: Package) -> int:
+    """Build C source into the shared object ``target`` (the simulated CUDA libraries); returns its size."""
+    src = target.with_name(target.name + ".c")
+    src.write_text(source, encoding="utf-8")
+    proc = subprocess.run(["gcc", "-std=gnu99", "-shared", "-fPIC", "-O1", *flags, "-o", str(target), str(src)],
+                          capture_output=True, text=True, check=False)
+    src.unlink()
+    if proc.returncode != 0:
+        raise LabError(f"package {pkg.name} {pkg.version}", (proc.stderr.strip() or "gcc failed").splitlines()[0])
+    return target.stat().st_size
+
+
 def build_deb(pkg: Package, out_dir: Path) -> tuple[Path, str]:
     """Build one .deb; returns its path and its control paragraph."""
     with tempfile.TemporaryDirectory(prefix="gpu-lab-deb-") as tmp:
@@ -51,6 +65,9 @@ def build_deb(pkg: Package, out_dir: Path) -> tuple[Path, str]:
             target.parent.mkdir(parents=True, exist_ok=True)
             if f.link is not None:
                 target.symlink_to(f.link)
+            elif f.compile is not None:
+                size += _compile(f.content, f.compile, target, pkg)
+                target.chmod(f.mode)
             else:
                 target.write_text(f.content, encoding="utf-8")
                 target.chmod(f.mode)
@@ -106,6 +123,7 @@ def build_repo(repo: Path) -> bool:
         blob = (tmp / name).read_bytes()
         release.append(f" {hashlib.sha256(blob).hexdigest()} {len(blob)} {name}")
     (tmp / "Release").write_text("\n".join(release) + "\n")
+    build_rpm_repo(tmp / "rpm")  # the RPM hosts' repository: /srv/gpu-lab-repo/rpm inside hosts
     (tmp / STAMP).write_text(wanted + "\n")
     shutil.rmtree(repo, ignore_errors=True)
     tmp.rename(repo)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from orchestrator.lab.config import ROOTFS_PACKAGES, SUITE, LabPaths, asset, mirror
 from orchestrator.lab.errors import LabError
+from orchestrator.lab.fleet import ROCKY_OS_RELEASE
 
 ROOTFS_STAMP = ".gpu-lab-rootfs"
 
@@ -71,17 +72,58 @@ def build_lab_layer(target: Path) -> None:
     (apt / "apt.conf.d").mkdir()
     (apt / "apt.conf.d/99gpu-lab").write_text(
         'APT::Install-Recommends "false";\nAcquire::Languages "none";\nDpkg::Use-Pty "false";\n')
+    _dnf_settings(target)
     (target / "etc/gpu-lab").mkdir(parents=True)
     (target / "srv/gpu-lab-repo").mkdir(parents=True)
+
+
+# The lab's RPM repository, named like NVIDIA's CUDA repository for RHEL 9 (cuda-rhel9.repo, [cuda-rhel9-x86_64]).
+YUM_REPO = """[cuda-rhel9-x86_64]
+name=cuda-rhel9-x86_64 (gpu-lab simulated)
+baseurl=file:///srv/gpu-lab-repo/rpm
+enabled=1
+gpgcheck=0
+"""
+
+
+def _dnf_settings(target: Path) -> None:
+    """dnf as the lab's RPM hosts need it on a Debian rootfs. Found by hand (dnf -v, 2026-12): Debian's
+    dnf-plugins-core enables the ``local`` plugin, whose ``_dnf_local`` repository inherits ``gpgcheck=True``
+    from Debian's dnf.conf and has no key, so every install stopped with "You have enabled checking of
+    packages via GPG keys ... Problem repository: [_dnf_local]"; and dnf cannot detect a release version
+    without a ``system-release`` RPM ("Unable to detect release version"). So: the plugin off, the release
+    set as a dnf variable, and the air-gapped repository without GPG checks (like the apt one, trusted=yes)."""
+    plugins = target / "etc/dnf/plugins"
+    plugins.mkdir(parents=True)
+    (plugins / "local.conf").write_text("[main]\nenabled = false\n")
+    (target / "etc/dnf/vars").mkdir(parents=True)
+    (target / "etc/dnf/vars/releasever").write_text("9\n")
+    # Debian builds rpm with its database under the user's home (~/.rpmdb: rpm is not Debian's package
+    # manager); an RPM-family host keeps it where RHEL does.
+    (target / "etc/rpm").mkdir(parents=True)
+    (target / "etc/rpm/macros").write_text("%_dbpath /var/lib/rpm\n")
+    (target / "etc/yum.repos.d").mkdir(parents=True)
+    (target / "etc/yum.repos.d/cuda-rhel9.repo").write_text(YUM_REPO)
 
 
 def stack_key(packages: tuple[str, ...], repo_digest: str) -> str:
     return hashlib.sha256((repo_digest + "|held|" + " ".join(packages)).encode()).hexdigest()[:12]
 
 
-def ensure_stack_layer(paths: LabPaths, lab_layer: Path, packages: tuple[str, ...], repo_digest: str) -> Path:
+def _rpm_install(packages: tuple[str, ...]) -> str:
+    """An RPM host's stack: real dnf from the lab's RPM repository, version-locked, and Rocky's os-release."""
+    names = " ".join(p.rsplit("-", 2)[0] if ":" in p else p for p in packages)
+    locked = "nvidia-open nvidia-driver kmod-nvidia-open-dkms" if "nvidia-open" in names else names
+    os_release = ROCKY_OS_RELEASE.replace("'", "")
+    return (f"chroot $M sh -c 'dnf -y -q install {' '.join(packages)} && dnf -q versionlock add {locked}'\n"
+            f"rm -f $M/etc/os-release\nprintf '%s' '{os_release}' > $M/etc/os-release\n"
+            "chroot $M dnf -q clean all\n")
+
+
+def ensure_stack_layer(paths: LabPaths, lab_layer: Path, packages: tuple[str, ...], repo_digest: str,
+                       family: str = "deb") -> Path:
     """A cached layer with ``packages`` (``name=version``) installed by real apt from the lab repository and held,
-    as a well-kept fleet pins its GPU stack."""
+    as a well-kept fleet pins its GPU stack; on an RPM host (``family`` rpm) by real dnf and version-locked."""
     layer = paths.layers / f"stack-{stack_key(packages, repo_digest)}"
     if (layer / ".gpu-lab-done").exists():
         return layer
@@ -92,11 +134,18 @@ def ensure_stack_layer(paths: LabPaths, lab_layer: Path, packages: tuple[str, ..
         d.mkdir(parents=True)
     install = " ".join(packages)
     script = f"""set -eu
+M={merged}
+mkdir -p {upper}/var/lib/rpm
 mount -t overlay overlay -o lowerdir={lab_layer}:{paths.rootfs},upperdir={upper},workdir={work} {merged}
 mount --bind {paths.repo} {merged}/srv/gpu-lab-repo
 mount -t proc proc {merged}/proc
 mount --rbind /dev {merged}/dev
-chroot {merged} sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {install}'
+"""
+    if family == "rpm":
+        script += _rpm_install(packages)
+    else:
+        apt = f"apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {install}"
+        script += f"""chroot {merged} sh -c '{apt}'
 chroot {merged} apt-mark hold {" ".join(p.split("=")[0] for p in packages)} >/dev/null
 chroot {merged} apt-get clean
 """

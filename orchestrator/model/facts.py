@@ -85,6 +85,8 @@ class PackageIndex(StrictModel):
     """What the host's package manager offers: every build of the GPU stack's package families."""
 
     manager: Literal["apt", "dnf", "unknown"] = "unknown"
+    source: Literal["ubuntu", "cuda-apt", "cuda-dnf"] | None = None
+    source_evidence: str | None = Field(default=None, description="what the source was detected from")
     available: dict[str, list[str]] = {}
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from orchestrator.errors import FactsError
-from orchestrator.model.facts import FactsSnapshot, HostFacts
+from orchestrator.model.facts import FactsSnapshot, HostFacts, PackageIndex
 from orchestrator.model.gpus import GpuModel
 from orchestrator.model.inventory import InventoryHost
-from orchestrator.model.stack import Fleet, Host, HostPackages, SoftwareStack
+from orchestrator.model.stack import Fleet, Host, HostPackages, PackageSource, SoftwareStack
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,14 @@ def build_fleet(inventory: list[InventoryHost], snapshot: FactsSnapshot) -> Flee
             continue
         if not gpu.catalogued:
             uncatalogued.setdefault((gpu.name, gpu.architecture, str(gpu.compute_capability)), []).append(inv.name)
-        packages = HostPackages(manager=host_facts.package_index.manager, installed=host_facts.packages,
+        index = host_facts.package_index
+        source = _source(inv, index)
+        if source is None:
+            seen = index.source_evidence or f"package manager: {index.manager}"
+            unknown[inv.name] = (f"package source not detected ({seen}); set upgrade_package_source to one of "
+                                 f"{', '.join(s.value for s in PackageSource)}")
+            continue
+        packages = HostPackages(manager=index.manager, source=source, installed=host_facts.packages,
                                 available={k: tuple(v) for k, v in host_facts.package_index.available.items()},
                                 held=tuple(sorted(host_facts.held_packages)))
         hosts.append(_host(inv, gpu, count, host_facts.stack(), packages))
@@ -48,6 +55,19 @@ def build_fleet(inventory: list[InventoryHost], snapshot: FactsSnapshot) -> Flee
         warnings.append(f"GPU model {name!r} is not in the catalogue: planned as {arch} (compute capability {cc}, "
                         f"as the host reports) on {len(names)} host{'s' if len(names) != 1 else ''}: {shown}")
     return FleetBuild(fleet=Fleet(hosts=tuple(hosts)), unknown=unknown, warnings=warnings)
+
+
+def _source(inv: InventoryHost, index: PackageIndex) -> PackageSource | None:
+    """The inventory's ``upgrade_package_source`` wins over detection; snapshots written before the collector
+    detected sources (no ``source`` key at all) were apt hosts on the Ubuntu archive or dnf hosts on NVIDIA's
+    repository, the only sources it knew."""
+    if inv.package_source is not None:
+        return inv.package_source
+    if index.source is not None:
+        return PackageSource(index.source)
+    if "source" not in index.model_fields_set:
+        return {"apt": PackageSource.UBUNTU, "dnf": PackageSource.CUDA_DNF}.get(index.manager)
+    return None
 
 
 def inventory_only_fleet(inventory: list[InventoryHost]) -> Fleet:

@@ -67,6 +67,94 @@ class VersionCheck(_Model):
     passed: bool = True
 
 
+class GpuProbe(_Model):
+    """One GPU as the CUDA probe saw it through ``libcuda.so.1``, with its figures."""
+
+    index: int
+    name: str
+    compute_capability: str
+    sm_count: int
+    memory_mib: int
+    figures: dict[str, float] = {}
+
+
+class _Check(_Model):
+    ok: bool
+    error: str | None = None
+    seconds: float | None = None
+    library: str | None = None
+
+
+class DriverProbe(_Check):
+    """cuInit, the driver's CUDA version, every GPU probed (a failure names the call and NVIDIA's error)."""
+
+    cuda_driver_version: str | None = None
+    gpu_count: int | None = None
+    gpus: list[GpuProbe] = []
+    error_name: str | None = None
+
+
+class RuntimeCheck(_Check):
+    """The toolkit's ``libcudart.so.<major>`` against the driver."""
+
+    runtime_version: str | None = None
+    driver_version: str | None = None
+    gpu_count: int | None = None
+    note: str | None = None
+
+
+class LibraryCheck(_Check):
+    """cuDNN's version as the library itself reports it."""
+
+    version: str | None = None
+
+
+class NcclCheck(LibraryCheck):
+    """``ncclGetVersion`` and a checked all-reduce over every visible GPU (bus bandwidth for several GPUs)."""
+
+    gpus: int | None = None
+    bytes: int | None = None
+    time_ms: float | None = None
+    algbw_gbps: float | None = None
+    busbw_gbps: float | None = None
+
+
+class CudaProbe(_Model):
+    driver: DriverProbe
+    runtime: RuntimeCheck | None = None
+    cudnn: LibraryCheck | None = None
+    nccl: NcclCheck | None = None
+
+
+class XidEvent(_Model):
+    bus_id: str
+    code: int
+    text: str = ""
+    line: str = ""
+
+
+class XidCheck(_Model):
+    """``NVRM: Xid`` lines of the kernel log since the upgrade started (journalctl, or dmesg for this boot)."""
+
+    source: str | None = None
+    events: list[XidEvent] = []
+    codes: list[int] = []
+    problems: list[str] = []
+    error: str | None = None
+
+
+class WorkloadResult(_Model):
+    """The pool's workload gate: what ran, its exit status against the expected one, its time (a figure)."""
+
+    argv: list[str]
+    rc: int
+    expect_rc: int
+    seconds: float
+    ok: bool
+    output_tail: str = ""
+    error: str | None = None
+
+
 class GateResult(_Model):
     """Everything one ``gate.yml`` run found on one host; ``figures`` feed the straggler check."""
 
@@ -77,3 +165,8 @@ class GateResult(_Model):
     diag: DiagResult | None = None
     health: list[GpuHealth] = []
     figures: dict[str, float] = {}
+    level: int | None = None
+    probe: CudaProbe | None = None
+    xid: XidCheck | None = None
+    workload: WorkloadResult | None = None
+    seconds: float | None = None

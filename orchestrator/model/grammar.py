@@ -31,6 +31,10 @@ _VAR_GRAMMAR: dict[str, re.Pattern[str] | frozenset[str]] = {
     "upgrade_host_package": PACKAGE,
     "upgrade_host_kernel_module": FLAVOR,
     "upgrade_host_cudnn_cuda_major": re.compile(r"^[0-9]{1,3}$"),
+    # the package source's extra packages for the driver step (kernel module, branch pinning, dnf stream)
+    "upgrade_host_module_package": PACKAGE,
+    "upgrade_host_pinning_package": PACKAGE,
+    "upgrade_host_module_stream": re.compile(r"^nvidia-driver:[0-9]{3}-(?:open|dkms)$"),
     "upgrade_driver_fabric_manager_version": BUILD,
     "drain_reason": TEXT,
     "gate_expect_driver": re.compile(r"^(?:[0-9]+(?:\.[0-9]+){0,3})?$"),
@@ -38,7 +42,8 @@ _VAR_GRAMMAR: dict[str, re.Pattern[str] | frozenset[str]] = {
     "reboot_expect_flavor": FLAVOR,
 }
 _NUMERIC_VARS = frozenset({"drain_timeout_s", "gate_level"})
-_BOOL_VARS = frozenset({"upgrade_host_reboot", "upgrade_fabric_manager_start", "upgrade_package_hold"})
+_BOOL_VARS = frozenset({"upgrade_host_reboot", "upgrade_fabric_manager_start", "upgrade_package_hold", "gate_fail",
+                        "gate_nccl"})
 
 
 def is_build(text: str) -> bool:
@@ -55,10 +60,40 @@ def check_node_name(name: str, scheduler: str) -> str | None:
     return None
 
 
+# A workload gate's argv items and image: no control characters, nothing Jinja or a shell would read.
+WORKLOAD_ARG = re.compile(r"^[^\x00-\x1f\x7f{}$`]{1,400}$")
+IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$")
+_WORKLOAD_KEYS = frozenset({"command", "image", "runtime", "timeout_s", "expect_rc"})
+
+
+def _check_workload(value: object) -> str | None:
+    """``gate_workload``: the pool's workload gate as the plan carries it (see ``policy.WorkloadGate``)."""
+    if not isinstance(value, dict) or not set(value) <= _WORKLOAD_KEYS:
+        return f"gate_workload must be a mapping of {', '.join(sorted(_WORKLOAD_KEYS))}, got {value!r}"
+    command = value.get("command", [])
+    if not isinstance(command, list | tuple) or len(command) > 64 or not all(
+            isinstance(a, str) and WORKLOAD_ARG.match(a) for a in command):
+        return f"gate_workload command {command!r} does not follow its grammar"
+    image = value.get("image")
+    if image is not None and not (isinstance(image, str) and IMAGE.match(image)):
+        return f"gate_workload image {image!r} does not follow its grammar"
+    if not command and image is None:
+        return "gate_workload needs a command or an image"
+    if value.get("runtime", "docker") not in ("docker", "podman"):
+        return f"gate_workload runtime {value.get('runtime')!r} is not docker or podman"
+    for key, top in (("timeout_s", 86400), ("expect_rc", 255)):
+        number = value.get(key, 0)
+        if not isinstance(number, int) or isinstance(number, bool) or not 0 <= number <= top:
+            return f"gate_workload {key} must be a whole number from 0 to {top}, got {number!r}"
+    return None
+
+
 def check_var(key: str, value: object) -> str | None:
     """Why a plan step's variable is not acceptable; None when it is."""
     if not VAR_NAME.match(key):
         return f"variable name {key!r} is not allowed"
+    if key == "gate_workload":
+        return _check_workload(value)
     if key in _NUMERIC_VARS:
         ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 10**7
         return None if ok else f"{key} must be a whole number, got {value!r}"

@@ -21,7 +21,14 @@ from orchestrator.errors import InventoryError
 from orchestrator.loading import describe_validation
 from orchestrator.model.gpus import GpuModel, find_gpu
 from orchestrator.model.grammar import check_node_name
-from orchestrator.model.stack import Connection, FailureDomains, SchedulerKind, SchedulerRef, StrictModel
+from orchestrator.model.stack import (
+    Connection,
+    FailureDomains,
+    PackageSource,
+    SchedulerKind,
+    SchedulerRef,
+    StrictModel,
+)
 
 MAX_NAME = 253  # a DNS name's length; racks, pools and switches are names too
 MAX_GPUS_PER_HOST = 1024
@@ -34,6 +41,7 @@ LEGACY_NAMES = {
     "gpu_nvswitch": "upgrade_nvswitch", "gpu_scheduler": "upgrade_scheduler",
     "gpu_scheduler_node": "upgrade_scheduler_node", "gpu_cordoned": "upgrade_cordoned",
     "gpu_cordon_reason": "upgrade_cordon_reason", "gpu_managed": "upgrade_managed",
+    "gpu_package_source": "upgrade_package_source",
 }
 KNOWN_VARS = frozenset(LEGACY_NAMES.values())
 
@@ -99,6 +107,7 @@ class InventoryHost(StrictModel):
     cordoned_by_hand: bool = False
     cordon_reason: str | None = None
     legacy_vars: tuple[str, ...] = Field(default=(), description="old gpu_* names this host's variables used")
+    package_source: PackageSource | None = None
 
 
 def project_vars(where: str, v: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
@@ -156,6 +165,10 @@ def _host(where: str, name: str, raw: dict[str, Any], groups: list[str], pools: 
         raise InventoryError(where, f"upgrade_scheduler: {scheduler!r} is not one of "
                                     f"{', '.join(k.value for k in SchedulerKind)}")
     kind = SchedulerKind(scheduler)
+    pkg_source = _name(where, v, "upgrade_package_source")
+    if pkg_source and pkg_source not in {s.value for s in PackageSource}:
+        raise InventoryError(where, f"upgrade_package_source: {pkg_source!r} is not one of "
+                                    f"{', '.join(s.value for s in PackageSource)}")
     node_name = _name(where, v, "upgrade_scheduler_node")
     problem = check_node_name(node_name or name, kind.value)
     if problem:
@@ -187,6 +200,7 @@ def _host(where: str, name: str, raw: dict[str, Any], groups: list[str], pools: 
             cordoned_by_hand=inventory_bool(where, v, "upgrade_cordoned", False),
             cordon_reason=_name(where, v, "upgrade_cordon_reason"),
             legacy_vars=legacy,
+            package_source=PackageSource(pkg_source) if pkg_source else None,
         )
     except ValidationError as exc:
         field = ".".join(str(p) for p in exc.errors()[0]["loc"])

@@ -247,6 +247,28 @@ def _domain_limits(value: object) -> object:
 DomainLimits = Annotated[int | dict[DomainKind, int], BeforeValidator(_domain_limits)]
 
 
+class WorkloadGate(StrictModel):
+    """A pool's own proof that its jobs run: a command, or a container image run through the host's runtime
+    with the NVIDIA container toolkit (``docker run --gpus all`` / ``podman run --device nvidia.com/gpu=all``).
+
+    Passes when it exits with ``expect_rc`` within ``timeout_s``; its time is a figure (``workload_s``). The
+    command is an argv list, never a shell line: ``["/opt/venv/bin/python", "-c", "import torch; ..."]``.
+    """
+
+    command: tuple[Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f{}$`]{1,400}$")], ...] = Field(
+        default=(), max_length=64, description="argv; in the image when `image` is given")
+    image: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$")] | None = None
+    runtime: Literal["docker", "podman"] = "docker"
+    timeout_s: int = Field(default=600, ge=1, le=86400)
+    expect_rc: int = Field(default=0, ge=0, le=255)
+
+    @model_validator(mode="after")
+    def _something_to_run(self) -> Self:
+        if not self.command and self.image is None:
+            raise ValueError("a workload gate needs a `command` or an `image`")
+        return self
+
+
 class PoolPolicy(StrictModel):
     """The fields a pool may set for itself; ``None`` takes the top-level policy's value."""
 
@@ -257,6 +279,8 @@ class PoolPolicy(StrictModel):
     gates: tuple[Gate, ...] | None = None
     mixed_versions: dict[str, Mixing | Duration] | None = None
     include_cordoned: bool | None = None
+    # left out of dumps when unset, so plans and fingerprints without one stay byte-identical
+    workload_gate: WorkloadGate | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class RolloutPolicy(StrictModel):
@@ -288,6 +312,9 @@ class RolloutPolicy(StrictModel):
         default_factory=dict, description="component -> allow | forbid | longest time the pool may be mixed"
     )
     estimates: Estimates = Estimates()
+    workload_gate: WorkloadGate | None = Field(
+        default=None, exclude_if=lambda v: v is None,
+        description="run after the gates on every host (a pool's own overrides it)")
     notify: tuple[Annotated[str, StringConstraints(pattern=NOTIFY_TARGET)], ...] = Field(
         default=(), description="webhooks told of waves passed, hosts rolled back or quarantined, the run's end: "
                                 "http(s) URLs, or env:NAME for one kept in the environment (webhook URLs are secrets)",
@@ -324,6 +351,7 @@ class RolloutPolicy(StrictModel):
             gates=self.gates if o.gates is None else o.gates,
             mixed_versions={**self.mixed_versions, **(o.mixed_versions or {})},
             include_cordoned=self.include_cordoned if o.include_cordoned is None else o.include_cordoned,
+            workload_gate=o.workload_gate or self.workload_gate,
         )
 
 
@@ -337,6 +365,7 @@ class PoolRules(StrictModel):
     gates: tuple[Gate, ...]
     mixed_versions: dict[str, Mixing | Duration]
     include_cordoned: bool
+    workload_gate: WorkloadGate | None = Field(default=None, exclude_if=lambda v: v is None)
 
     def mixing(self, component: str) -> Mixing | int:
         return self.mixed_versions.get(component, Mixing.ALLOW)

@@ -45,6 +45,29 @@ class KernelModuleFlavor(StrEnum):
     PROPRIETARY = "proprietary"
 
 
+class PackageSource(StrEnum):
+    """Where a host's NVIDIA packages come from; each source names and pins the packages its own way.
+
+    ``ubuntu``: the Ubuntu archive (``nvidia-driver-<branch>-server[-open]`` and the precompiled, signed
+    ``linux-modules-nvidia-<branch>-server[-open]-<flavour>``; https://packages.ubuntu.com/noble-updates/nvidia-driver-580,
+    https://packages.ubuntu.com/resolute-updates/linux-modules-nvidia-580-open-generic).
+    ``cuda-apt``: NVIDIA's CUDA repository on Ubuntu/Debian (``cuda-drivers-<branch>``, ``nvidia-open-<branch>``;
+    from 590 one name per package plus ``nvidia-driver-pinning-<branch>``).
+    ``cuda-dnf``: NVIDIA's CUDA repository on RHEL/Rocky/Alma (``dnf module enable nvidia-driver:<branch>-open``,
+    ``nvidia-open``, ``kmod-nvidia-open-dkms``, locked with ``dnf versionlock``).
+    Sources: https://docs.nvidia.com/datacenter/tesla/driver-installation-guide/kernel-modules.html and
+    https://docs.nvidia.com/datacenter/tesla/driver-installation-guide/version-locking.html
+    """
+
+    UBUNTU = "ubuntu"
+    CUDA_APT = "cuda-apt"
+    CUDA_DNF = "cuda-dnf"
+
+    @property
+    def manager(self) -> str:
+        return "dnf" if self is PackageSource.CUDA_DNF else "apt"
+
+
 class SchedulerKind(StrEnum):
     SLURM = "slurm"
     KUBERNETES = "kubernetes"
@@ -148,6 +171,7 @@ class HostPackages(StrictModel):
     """The host's package manager, its installed builds and the builds its repositories offer (from facts)."""
 
     manager: str = "unknown"
+    source: PackageSource | None = Field(default=None, description="None: not detected (the host is not planned)")
     installed: dict[str, str] = {}
     available: dict[str, tuple[str, ...]] = {}
     held: tuple[str, ...] = Field(default=(), description="packages held (apt) or version-locked (dnf) today")

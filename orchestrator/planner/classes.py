@@ -18,7 +18,7 @@ from orchestrator.model.policy import Gate, PoolRules, RolloutPolicy
 from orchestrator.model.stack import Host, HostPackages, SoftwareStack
 from orchestrator.planner.model import Excluded, Finding, HostClass, Step
 from orchestrator.planner.order import MANAGED, OrderFinder, changed
-from orchestrator.planner.packages import package_name
+from orchestrator.planner.packages import Naming, package_name
 from orchestrator.planner.steps import Pinning, critical_path_s, ordered_steps, pin_steps, step_graph
 from orchestrator.planner.waves import Mover
 
@@ -47,7 +47,7 @@ class Prepared:
     warnings: list[str] = field(default_factory=list)
 
 
-Base = tuple[str, int, int]  # pool, hardware id, stack id
+Base = tuple[str, int, int, "Naming"]  # pool, hardware id, stack id, package naming
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,8 @@ class Classifier:
         sid = self._stacks.get(host.stack)
         if sid is None:
             sid = self._stacks[host.stack] = len(self._stacks)
-        return found[1], (host.pool, found[0], sid)
+        # The package source names the packages and so decides the steps' packages: it is part of the class.
+        return found[1], (host.pool, found[0], sid, Naming.of(host.packages))
 
     def _context(self, pool: str) -> CheckContext:
         entry = self.desired.pools[pool]
@@ -128,11 +129,11 @@ class Classifier:
     def judge(self, host: Host, hw: Hardware, base: Base) -> _Judged:
         found = self._judged.get(base)
         if found is None:
-            found = self._judge(host.pool, hw, host.stack)
+            found = self._judge(host.pool, hw, host.stack, Naming.of(host.packages))
             self._judged[base] = found
         return found
 
-    def _judge(self, pool: str, hw: Hardware, stack: SoftwareStack) -> _Judged:
+    def _judge(self, pool: str, hw: Hardware, stack: SoftwareStack, naming: Naming) -> _Judged:
         target = self.desired.pools[pool].target.applied_to(stack)
         if not changed(stack, target):
             return _Judged(target, noop=True)
@@ -150,7 +151,8 @@ class Classifier:
         order = finder.order(hw, stack, target)
         steps = ordered_steps(step_graph(stack, target, order, gates, self.policy.estimates))
         back = _rollback_steps(finder, hw, stack, target, gates, self.policy)
-        packages = sorted({n for c in MANAGED for s in (stack, target) if (n := package_name(c, s)) is not None})
+        packages = sorted({n for c in MANAGED for s in (stack, target)
+                           if (n := package_name(c, s, naming)) is not None})
         return _Judged(target, False, (), findings, order, steps, critical_path_s(steps), back, tuple(packages))
 
     def _finder(self, ctx: CheckContext) -> OrderFinder:
@@ -191,11 +193,12 @@ class Classifier:
         if found is not None:
             return found
         r = self.rules[host.pool]
-        pinned, missing = pin_steps(judged.steps, Pinning(host, judged.target, self.drain_reason, r.drain.timeout))
+        pinned, missing = pin_steps(judged.steps, Pinning(host, judged.target, self.drain_reason, r.drain.timeout,
+                                                          workload_gate=r.workload_gate))
         if missing:
             return self._new(key, host, "excluded", ("no-build", "; ".join(missing)), target=judged.target)
         rollback, lost = pin_steps(judged.back, Pinning(host, host.stack, self.drain_reason, r.drain.timeout,
-                                                        prefer_installed=True))
+                                                        prefer_installed=True, workload_gate=r.workload_gate))
         return self._new(key, host, "upgrade", None, target=judged.target, order=judged.order, steps=pinned,
                          rollback=rollback, estimate_s=judged.estimate_s, findings=judged.findings, lost=lost)
 

@@ -38,7 +38,8 @@ class StepKind(StrEnum):
 
 
 # A playbook variable's value: plain data, passed to Ansible so that it is never templated.
-VarValue = str | int | bool
+# a workload gate travels as one mapping (`gate_workload`, checked by grammar.check_var like the rest)
+VarValue = str | int | bool | dict[str, str | int | list[str] | None]
 
 
 class Step(PlanModel):

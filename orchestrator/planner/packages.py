@@ -8,22 +8,62 @@ package manager's rules (``model/pkgorder.py``: dpkg's for apt hosts, rpm's verc
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from orchestrator.model import pkgorder
-from orchestrator.model.stack import KernelModuleFlavor, SoftwareStack
+from orchestrator.model.stack import HostPackages, KernelModuleFlavor, PackageSource, SoftwareStack
 from orchestrator.model.versions import upstream_of
 
 
-def package_name(component: str, target: SoftwareStack) -> str | None:
-    """The package that carries ``component`` at the stack's version; None when the stack lacks it."""
+@dataclass(frozen=True)
+class Naming:
+    """How a host's source names its packages: the source, and on the Ubuntu archive which series (the
+    ``-server`` one that data-centre hosts use, or the desktop one) the host follows."""
+
+    source: PackageSource = PackageSource.UBUNTU
+    server: bool = False
+
+    @classmethod
+    def of(cls, packages: HostPackages) -> Naming:
+        """The host's naming; a host built without facts (source None) is named as on the Ubuntu archive.
+        Hosts whose facts could not tell their source never reach the planner (see ``build_fleet``)."""
+        source = packages.source or PackageSource.UBUNTU
+        if source is not PackageSource.UBUNTU:
+            return cls(source)
+        # The series the installed driver follows; a host without one takes the -server series when offered.
+        installed = [n for n in packages.installed if _UBUNTU_DRIVER.match(n)]
+        names = installed or list(packages.available)
+        return cls(source, any(_UBUNTU_DRIVER.match(n) and "-server" in n for n in names))
+
+
+_UBUNTU_DRIVER = re.compile(r"^nvidia-driver-\d{3}(?:-server)?(?:-open)?$")
+# The CUDA repository for Ubuntu/Debian drops the branch from its package names from 590 on and tracks a branch
+# with a pinning package instead (NVIDIA driver installation guide, "Recent updates: Ubuntu 590 and later").
+_APT_UNVERSIONED_FROM = 590
+
+
+def package_name(component: str, target: SoftwareStack, naming: Naming = Naming()) -> str | None:
+    """The package that carries ``component`` at the stack's version from the host's source; None when the
+    stack lacks it."""
+    src = naming.source
     if component in ("driver", "kernel_module"):
         if target.driver is None:
             return None
-        suffix = "-open" if target.kernel_module == KernelModuleFlavor.OPEN else ""
-        return f"nvidia-driver-{target.driver.major}{suffix}"
+        b, is_open = target.driver.major, target.kernel_module == KernelModuleFlavor.OPEN
+        if src is PackageSource.CUDA_DNF:  # the branch is chosen by the module stream / versionlock
+            return "nvidia-open" if is_open else "cuda-drivers"
+        if src is PackageSource.CUDA_APT:
+            name = "nvidia-open" if is_open else "cuda-drivers"
+            return name if b >= _APT_UNVERSIONED_FROM else f"{name}-{b}"
+        return f"nvidia-driver-{b}{'-server' if naming.server else ''}{'-open' if is_open else ''}"
     if component == "fabric_manager":
-        return None if target.fabric_manager is None else f"nvidia-fabricmanager-{target.fabric_manager.major}"
+        if target.fabric_manager is None:
+            return None
+        if src is PackageSource.CUDA_DNF:
+            return "nvidia-fabric-manager"
+        return f"nvidia-fabricmanager-{target.fabric_manager.major}"
     if component == "cuda":
         return None if target.cuda is None else f"cuda-toolkit-{target.cuda.major}-{target.cuda.minor}"
     if component == "cudnn":
@@ -33,7 +73,9 @@ def package_name(component: str, target: SoftwareStack) -> str | None:
             return f"libcudnn{target.cudnn.major}"
         return f"libcudnn{target.cudnn.major}-cuda-{cudnn_cuda_major(target)}"
     if component == "nccl":
-        return None if target.nccl is None else "libnccl2"
+        if target.nccl is None:
+            return None
+        return "libnccl" if src is PackageSource.CUDA_DNF else "libnccl2"
     if component == "dcgm":
         if target.dcgm is None:
             return None
@@ -41,6 +83,34 @@ def package_name(component: str, target: SoftwareStack) -> str | None:
     if component == "container_toolkit":
         return None if target.container_toolkit is None else "nvidia-container-toolkit"
     return None
+
+
+def driver_extras(target: SoftwareStack, naming: Naming, kernel: str | None,
+                  offered: Iterable[str] = ()) -> dict[str, str]:
+    """The packages that go with the driver package on the host's source, by role variable: the kernel module
+    package (precompiled on the Ubuntu archive, DKMS on the CUDA repository for RHEL), the dnf module stream
+    and the apt branch pinning package. Exact names, so that no role derives one."""
+    if target.driver is None:
+        return {}
+    b, is_open = target.driver.major, target.kernel_module == KernelModuleFlavor.OPEN
+    if naming.source is PackageSource.CUDA_DNF:
+        return {"upgrade_host_module_package": "kmod-nvidia-open-dkms" if is_open else "kmod-nvidia-latest-dkms",
+                "upgrade_host_module_stream": f"nvidia-driver:{b}-{'open' if is_open else 'dkms'}"}
+    if naming.source is PackageSource.CUDA_APT:
+        return {"upgrade_host_pinning_package": f"nvidia-driver-pinning-{b}"} if b >= _APT_UNVERSIONED_FROM else {}
+    flavour = kernel_flavour(kernel)
+    if flavour is None:
+        return {}
+    series = f"{b}{'-server' if naming.server else ''}{'-open' if is_open else ''}"
+    module = f"linux-modules-nvidia-{series}-{flavour}"
+    # Only where the archive offers it: otherwise the driver package builds its module with DKMS.
+    return {"upgrade_host_module_package": module} if module in set(offered) else {}
+
+
+def kernel_flavour(kernel: str | None) -> str | None:
+    """``6.8.0-45-generic`` -> ``generic``; ``5.15.0-1063-nvidia-64k`` -> ``nvidia-64k``; None for non-Ubuntu."""
+    m = re.match(r"^\d+\.\d+\.\d+-\d+-([a-z][a-z0-9-]*)$", kernel or "")
+    return m.group(1) if m else None
 
 
 def cudnn_cuda_major(target: SoftwareStack) -> int:

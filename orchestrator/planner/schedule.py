@@ -53,3 +53,10 @@ def earliest_fit(
                 best = (begin, window.label())
                 break
     return best
+
+
+def window_end(now: datetime, windows: tuple[MaintenanceWindow, ...]) -> datetime | None:
+    """The end of the window occurrence ``now`` is in (the latest, if several overlap); None without windows
+    or outside all of them."""
+    ends = [end for w in windows for start, end in _occurrences(w, now) if start <= now < end]
+    return max(ends) if ends else None

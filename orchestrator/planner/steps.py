@@ -13,10 +13,18 @@ from dataclasses import dataclass
 import networkx as nx
 
 from orchestrator.model.grammar import is_build
-from orchestrator.model.policy import Estimates, Gate
+from orchestrator.model.policy import Estimates, Gate, WorkloadGate
 from orchestrator.model.stack import Host, SoftwareStack
 from orchestrator.planner.model import Step, StepKind, VarValue
-from orchestrator.planner.packages import cudnn_cuda_major, matches, package_name, pick_build, upstream
+from orchestrator.planner.packages import (
+    Naming,
+    cudnn_cuda_major,
+    driver_extras,
+    matches,
+    package_name,
+    pick_build,
+    upstream,
+)
 
 # Components whose change replaces the loaded kernel module, so the host must reboot.
 KERNEL_MODULE_COMPONENTS = frozenset({"driver", "kernel_module"})
@@ -104,6 +112,11 @@ class Pinning:
     drain_reason: str
     drain_timeout_s: int
     prefer_installed: bool = False
+    workload_gate: WorkloadGate | None = None
+
+    @property
+    def naming(self) -> Naming:
+        return Naming.of(self.host.packages)
 
 
 def pin_steps(steps: tuple[Step, ...], pin: Pinning) -> tuple[tuple[Step, ...], list[str]]:
@@ -128,14 +141,20 @@ def _playbook(step: Step, pin: Pinning, reboot_later: bool, problems: list[str])
     if step.kind == StepKind.UNCORDON:
         return {"playbook": "uncordon.yml", "vars": {"drain_reason": pin.drain_reason}}
     if step.kind == StepKind.GATE:
-        return {"playbook": "gate.yml", "vars": {"gate_level": gate_level(step.gate), "gate_expect_driver": driver}}
+        gate_vars: dict[str, VarValue] = {"gate_level": gate_level(step.gate), "gate_expect_driver": driver}
+        if step.gate == Gate.NCCL_TESTS.value:  # the probe's all-reduce over the host's GPUs
+            gate_vars["gate_nccl"] = True
+        if pin.workload_gate is not None:
+            gate_vars["gate_workload"] = pin.workload_gate.model_dump(mode="json")
+        return {"playbook": "gate.yml", "vars": gate_vars}
     if step.kind == StepKind.REBOOT:
         flavor = str(stack.kernel_module) if stack.kernel_module is not None else "auto"
         return {"playbook": "reboot.yml", "vars": {"reboot_expect_driver": driver, "reboot_expect_flavor": flavor}}
     assert step.component is not None
     build = _build(step.component, pin, problems)
     if build is None:
-        return {"package": package_name(step.component, stack), "build": None, "playbook": None, "vars": {}}
+        return {"package": package_name(step.component, stack, pin.naming), "build": None, "playbook": None,
+                "vars": {}}
     package, version = build
     if not version:  # not offered: the host is excluded (upgrade) or its rollback fails at once (rollback)
         return {"package": package, "build": None, "playbook": None, "vars": {}}
@@ -143,6 +162,8 @@ def _playbook(step: Step, pin: Pinning, reboot_later: bool, problems: list[str])
                                       "upgrade_host_package": package, "upgrade_host_reboot": False}
     if step.component == "driver":
         variables["upgrade_host_kernel_module"] = str(stack.kernel_module or "auto")
+        variables.update(driver_extras(stack, pin.naming, _text(pin.host.stack.kernel),
+                                       pin.host.packages.available))
         if pin.host.nvswitch and stack.fabric_manager is not None:
             fm = _build("fabric_manager", pin, problems)
             if fm is not None and fm[1]:
@@ -160,7 +181,7 @@ def _playbook(step: Step, pin: Pinning, reboot_later: bool, problems: list[str])
 def _build(component: str, pin: Pinning, problems: list[str]) -> tuple[str, str] | None:
     """(package, exact build) for the component at ``pin.stack``; None when the stack leaves it alone."""
     planned = pin.stack.component(component)
-    package = package_name(component, pin.stack)
+    package = package_name(component, pin.stack, pin.naming)
     if planned is None or package is None:
         return None
     offered = tuple(b for b in pin.host.packages.available.get(package, ()) if is_build(b))

@@ -288,3 +288,16 @@ class _SizeIter:
         value = sizes[min(self.index, len(sizes) - 1)]
         self.index += 1
         return max(resolve(value, self.base, "up"), 1)
+
+
+def stage_sizes(policy: RolloutPolicy, base: int, canary: int) -> list[int]:
+    """The policy's growing stages after the canary (``waves`` or ``growth``), until they cover ``base`` hosts.
+
+    In a flowing rollout these bound how many hosts may be started and not yet proven (gates passed and
+    soaked): the ``j``-th size once the hosts of the stages before it are resolved.
+    """
+    sizes: list[int] = []
+    it = _SizeIter(policy, base, canary)
+    while sum(sizes) < base:
+        sizes.append(next(it))
+    return sizes

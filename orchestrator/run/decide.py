@@ -14,6 +14,9 @@ Example::
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
@@ -21,12 +24,14 @@ from typing import Any, Literal
 
 from orchestrator.model.stack import SoftwareStack
 from orchestrator.planner.model import HostPlan, Plan, Step, StepKind, Wave
-from orchestrator.planner.waves import PoolLimits
+from orchestrator.planner.waves import PoolLimits, stage_sizes
 from orchestrator.run.admission import Slot, admit
+from orchestrator.run.flow import FlowRun, flow_order, outlasts_window, stage_budget
+from orchestrator.run.hostmap import HostMap, Outstanding
 from orchestrator.run.preflight import window_reason
 from orchestrator.run.stacks import mismatches
 from orchestrator.run.states import OUT_OF_SERVICE, TERMINAL, HostState
-from orchestrator.run.stragglers import judge_wave
+from orchestrator.run.stragglers import STRAGGLER_METRICS, judge_wave
 
 S = HostState
 Phase = Literal["upgrade", "rollback", "check"]
@@ -62,7 +67,15 @@ class SoakDone:
     now: datetime
 
 
-Event = Begin | StepDone | SoakDone
+@dataclass(frozen=True)
+class HostSoaked:
+    """A host's own soak ended (flowing runs): it is proven unless it failed meanwhile."""
+
+    host: str
+    now: datetime
+
+
+Event = Begin | StepDone | SoakDone | HostSoaked
 
 
 # ---------------------------------------------------------------- actions (outputs)
@@ -79,6 +92,15 @@ class RunStep:
 
 @dataclass(frozen=True)
 class Soak:
+    wave: str
+    seconds: int
+
+
+@dataclass(frozen=True)
+class HostSoak:
+    """Wait ``seconds`` after the host passed its gates and came back, then report :class:`HostSoaked`."""
+
+    host: str
     wave: str
     seconds: int
 
@@ -120,7 +142,7 @@ class Finished:
     reason: str
 
 
-Action = RunStep | Soak | HostMoved | WaveEnded | Straggler | Baseline | Finished
+Action = RunStep | Soak | HostSoak | HostMoved | WaveEnded | Straggler | Baseline | Finished
 
 
 # ---------------------------------------------------------------- context and state
@@ -138,12 +160,29 @@ class RunContext:
     mode: Literal["apply", "rollback"] = "apply"
     # hosts an earlier run of the plan left out of service (quarantined): they still hold slots
     held_earlier: frozenset[str] = frozenset()
+    # the other straggler figures' baselines (metric -> host -> value): measured before the upgrade, or kept from
+    # the host's first passed wave; ``baselines`` holds METRIC's
+    figure_baselines: dict[str, dict[str, float]] = field(default_factory=dict)
+    # flowing rollout (run/flow.py): after the canary, one sliding window in stages instead of wave barriers
+    flow: bool = False
+    drain_ends: Mapping[str, datetime] = field(default_factory=dict)  # when each host's jobs are expected to end
+    window_end: datetime | None = None  # no host starts whose drain and upgrade would outlast it
 
     @cached_property
     def limits(self) -> dict[str, PoolLimits]:
         """Each pool's limits as the plan resolved them; computed once per run, not at every admission."""
         return {p.name: PoolLimits(p.hosts, p.max_unavailable, len(p.out_of_service), dict(p.max_per_domain))
                 for p in self.plan.pools}
+
+    @cached_property
+    def slots(self) -> dict[str, tuple[Slot, int]]:
+        """Each host's admission slot and estimate, built once per run (a flowing run asks at every start)."""
+        out = {}
+        for w in self.waves:
+            for h in w.hosts:
+                view = self.plan.host(h)
+                out[h] = (_slot(view), view.estimate_s)
+        return out
 
 
 @dataclass(frozen=True)
@@ -159,6 +198,10 @@ class HostRun:
     figures: dict[str, float] = field(default_factory=dict)
     unreachable_since: datetime | None = None
     retries: int = 0
+    stage: int = -1  # flowing runs: the stage the host started in (-1: canary, or not started)
+    settled: bool = False  # flowing runs: proven (gates passed, soaked) or failed and counted
+    failed: bool = False  # flowing runs: counted against the failure budget
+    soaking: bool = False
 
 
 @dataclass(frozen=True)
@@ -170,19 +213,23 @@ class WaveRun:
 
 @dataclass(frozen=True)
 class RunState:
-    hosts: dict[str, HostRun]
+    hosts: Mapping[str, HostRun]
     waves: tuple[WaveRun, ...]
     current: int = 0
     status: RunStatus = "running"
     reason: str = ""
-    outstanding: frozenset[tuple[str, str, str]] = frozenset()
+    outstanding: AbstractSet[tuple[str, str, str]] = field(default_factory=Outstanding)
     soaking: str | None = None
     baselines: dict[str, float] = field(default_factory=dict)
+    figure_baselines: dict[str, dict[str, float]] = field(default_factory=dict)
+    flow: FlowRun | None = None
+    now: datetime | None = None
 
 
 def initial_state(ctx: RunContext) -> RunState:
-    hosts = {h: HostRun(h, w.name) for w in ctx.waves for h in w.hosts}
-    return RunState(hosts=hosts, waves=tuple(WaveRun(w.name) for w in ctx.waves), baselines=dict(ctx.baselines))
+    hosts = HostMap({h: HostRun(h, w.name) for w in ctx.waves for h in w.hosts})
+    return RunState(hosts=hosts, waves=tuple(WaveRun(w.name) for w in ctx.waves), baselines=dict(ctx.baselines),
+                    figure_baselines={m: dict(v) for m, v in ctx.figure_baselines.items()})
 
 
 def outstanding_actions(ctx: RunContext, state: RunState) -> list[Action]:
@@ -196,7 +243,42 @@ def outstanding_actions(ctx: RunContext, state: RunState) -> list[Action]:
     if state.soaking is not None:
         wave = next(w for w in ctx.waves if w.name == state.soaking)
         actions.append(Soak(wave.name, wave.soak_s))
+    if state.flow is not None:  # a host's own soak starts over: it was not seen to end
+        for run in state.hosts.values():
+            if run.soaking:
+                actions.append(HostSoak(run.name, run.wave, _soak_s(ctx, run.wave)))
     return actions
+
+
+class _Hosts(MutableMapping[str, HostRun]):
+    """The state's hosts as one decision sees them: reads fall through, writes are kept apart (``changed``)."""
+
+    def __init__(self, base: Mapping[str, HostRun]) -> None:
+        self.base = base
+        self.changed: dict[str, HostRun] = {}
+
+    def __getitem__(self, key: str) -> HostRun:
+        run = self.changed.get(key)
+        return run if run is not None else self.base[key]
+
+    def __setitem__(self, key: str, value: HostRun) -> None:
+        self.changed[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        raise TypeError("a run never forgets a host")
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.changed or key in self.base
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.base)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def frozen(self) -> Mapping[str, HostRun]:
+        base = self.base if isinstance(self.base, HostMap) else HostMap(dict(self.base))
+        return base.updated(self.changed)
 
 
 # ---------------------------------------------------------------- the decision
@@ -207,11 +289,16 @@ class _Step:
 
     def __init__(self, ctx: RunContext, state: RunState) -> None:
         self.ctx = ctx
-        self.hosts = dict(state.hosts)
+        self.hosts = _Hosts(state.hosts)
+        self.seen: dict[str, HostRun] = {}  # flowing runs: each changed host as the counters last saw it
+        self.freed = False  # flowing runs: a slot freed or a host resolved in this decision (admission may start one)
+        self.flow = state.flow
+        self.now = state.now
         self.waves = list(state.waves)
         self.state = state
-        self.outstanding = set(state.outstanding)
-        self.baselines = dict(state.baselines)
+        self._steps: dict[str, set[tuple[str, str]]] = {}  # hosts whose outstanding steps changed
+        self._baselines: dict[str, float] | None = None
+        self._figures: dict[str, dict[str, float]] | None = None  # copied on the first write, like _baselines
         self.actions: list[Action] = []
         self.status: RunStatus = state.status
         self.reason = state.reason
@@ -219,10 +306,45 @@ class _Step:
         self.soaking = state.soaking
 
     def result(self) -> tuple[RunState, list[Action]]:
-        new = RunState(hosts=self.hosts, waves=tuple(self.waves), current=self.current, status=self.status,
-                       reason=self.reason, outstanding=frozenset(self.outstanding), soaking=self.soaking,
-                       baselines=self.baselines)
+        new = RunState(hosts=self.hosts.frozen(), waves=tuple(self.waves), current=self.current,
+                       status=self.status, reason=self.reason, outstanding=self.outstanding_now(),
+                       soaking=self.soaking, baselines=self.baselines, figure_baselines=self.figure_baselines,
+                       flow=self.flow, now=self.now)
         return new, self.actions
+
+    @property
+    def baselines(self) -> dict[str, float]:
+        return self._baselines if self._baselines is not None else self.state.baselines
+
+    def keep_baseline(self, host: str, value: float) -> None:
+        if self._baselines is None:
+            self._baselines = dict(self.state.baselines)
+        self._baselines[host] = value
+
+    @property
+    def figure_baselines(self) -> dict[str, dict[str, float]]:
+        return self._figures if self._figures is not None else self.state.figure_baselines
+
+    def keep_figure(self, metric: str, host: str, value: float) -> None:
+        if metric == METRIC:
+            self.keep_baseline(host, value)
+            return
+        if self._figures is None:
+            self._figures = {m: dict(v) for m, v in self.state.figure_baselines.items()}
+        self._figures.setdefault(metric, {})[host] = value
+
+    def steps_of(self, host: str) -> set[tuple[str, str]]:
+        if host not in self._steps:
+            old = self.state.outstanding
+            self._steps[host] = set(old.steps_of(host) if isinstance(old, Outstanding)
+                                    else {(p, s) for h, p, s in old if h == host})
+        return self._steps[host]
+
+    def outstanding_now(self) -> AbstractSet[tuple[str, str, str]]:
+        old = self.state.outstanding
+        if not isinstance(old, Outstanding):
+            old = Outstanding(HostMap({h: frozenset((p, s) for hh, p, s in old if hh == h) for h, _p, _s in old}))
+        return old.updated({h: frozenset(v) for h, v in self._steps.items()})
 
     # -- hosts
 
@@ -238,7 +360,7 @@ class _Step:
         steps = _steps(self.ctx.plan.host(host), run.phase)
         if run.index >= len(steps):
             return
-        self.outstanding.add((host, run.phase, steps[run.index].id))
+        self.steps_of(host).add((run.phase, steps[run.index].id))
         self.actions.append(RunStep(host, run.wave, run.phase, steps[run.index], delay_s))
 
     def start(self, host: str) -> None:
@@ -318,6 +440,9 @@ class _Step:
             if closed:
                 self.finish("done", f"stopped before {wave.name}: {closed}; run `upgrade apply --wave next` then")
                 return
+        if self.ctx.flow and wave.name != "canary":
+            self.begin_flow()
+            return
         self.set_wave(status="running")
         for host in wave.hosts:
             if self.hosts[host].state == S.PENDING and not self.hosts[host].started:
@@ -367,10 +492,13 @@ class _Step:
             self.halt_wave(wave, failed, "; ".join(over) + "; run halted")
             return
         for r in runs:
-            value = r.figures.get(METRIC)
-            if value is not None and r.state == S.DONE and r.name not in self.baselines:
-                self.baselines[r.name] = value
-                self.actions.append(Baseline(r.name, METRIC, value))
+            if r.state != S.DONE:
+                continue
+            for metric in STRAGGLER_METRICS:
+                value = r.figures.get(metric)
+                if value is not None and r.name not in self.baselines_of(metric):
+                    self.keep_figure(metric, r.name, value)
+                    self.actions.append(Baseline(r.name, metric, value))
         self.set_wave(status="passed")
         self.actions.append(WaveEnded(wave.name, "passed", failed, self.waves[self.current].stragglers, ""))
         if self.current + 1 >= len(self.ctx.waves):
@@ -380,22 +508,245 @@ class _Step:
             self.soaking = wave.name
             self.actions.append(Soak(wave.name, wave.soak_s))
 
+    def baselines_of(self, metric: str) -> dict[str, float]:
+        return self.baselines if metric == METRIC else self.figure_baselines.get(metric, {})
+
     def stragglers(self, wave: Wave) -> tuple[str, ...]:
-        figures = {h: r.figures[METRIC] for h in wave.hosts if METRIC in (r := self.hosts[h]).figures
-                   and r.state == S.DONE}
-        by_model: dict[str, dict[str, float | None]] = {}
-        for host, value in figures.items():
-            by_model.setdefault(self.ctx.plan.host(host).gpu, {})[host] = value
-        slow: list[str] = []
+        """Every straggler figure of the wave's finished hosts, per GPU model, against baselines and the median."""
+        done = [h for h in wave.hosts if self.hosts[h].state == S.DONE]
+        reasons: dict[str, list[str]] = {}
         threshold = self.ctx.plan.policy.straggler_threshold
-        for group in by_model.values():
-            verdicts = judge_wave(METRIC, group, {h: self.baselines.get(h) for h in group}, threshold)
-            for host, verdict in sorted(verdicts.items()):
-                if verdict.straggler:
-                    slow.append(host)
-                    self.actions.append(Straggler(host, wave.name, tuple(verdict.reasons)))
-                    self.roll_back(host, "straggler: " + "; ".join(verdict.reasons))
-        return tuple(sorted(slow))
+        for metric in STRAGGLER_METRICS:
+            by_model: dict[str, dict[str, float | None]] = {}
+            for host in done:
+                value = self.hosts[host].figures.get(metric)
+                if value is not None:
+                    by_model.setdefault(self.ctx.plan.host(host).gpu, {})[host] = value
+            for group in by_model.values():
+                base = self.baselines_of(metric)
+                verdicts = judge_wave(metric, group, {h: base.get(h) for h in group}, threshold)
+                for host, verdict in verdicts.items():
+                    if verdict.straggler:
+                        reasons.setdefault(host, []).extend(verdict.reasons)
+        for host in sorted(reasons):
+            self.actions.append(Straggler(host, wave.name, tuple(reasons[host])))
+            self.roll_back(host, "straggler: " + "; ".join(reasons[host]))
+        return tuple(sorted(reasons))
+
+    # -- flowing runs (run/flow.py): after the canary, one sliding window in stages
+
+    def begin_flow(self) -> None:
+        plan, ctx = self.ctx.plan, self.ctx
+        waves = ctx.waves[self.current:]
+        names = [h for w in waves for h in w.hosts if self.hosts[h].state == S.PENDING and not self.hosts[h].started]
+        for i in range(self.current, len(self.waves)):
+            self.waves[i] = replace(self.waves[i], status="running")
+        for w in waves:
+            for host in w.hosts:
+                if self.hosts[host].state == S.PENDING and not self.hosts[host].started:
+                    self.actions.append(HostMoved(host, w.name, S.PENDING, "planned"))
+        views = [plan.host(h) for h in names]
+        rows = [(v.name, v.domains.get("rack") or v.domains.get("switch") or "", v.estimate_s) for v in views]
+        canary = len(plan.waves[0].hosts) if plan.waves and plan.waves[0].name == "canary" else 0
+        stages = tuple(stage_sizes(plan.policy, len(names), canary)) or (1,)
+        failed = sum(1 for r in self.hosts.values() if r.state in FAILED_END)
+        drain = plan.policy.drain
+        evict = drain.timeout if drain.on_timeout == "evict" else None
+        moving = {v.pool for v in views}
+        slots = sum(max(lim.free, 1) for pool, lim in ctx.limits.items() if pool in moving)
+        # the flowing part's length without drains (known jobs: their ends order the hosts instead)
+        horizon = sum(v.estimate_s - sum(st.estimate_s for st in v.steps if st.kind == StepKind.DRAIN)
+                      for v in views) / max(slots, 1)
+        wave_of = {h: i for i, w in enumerate(waves) for h in w.hosts}
+        self.flow = FlowRun(order=flow_order(rows, ctx.drain_ends, self.now, evict, horizon, wave_of), stages=stages,
+                            failed_by_stage=(0,) * len(stages), failed_total=failed,
+                            left_by_wave=tuple((w.name, len(w.hosts)) for w in waves),
+                            waiting_by_pool=tuple(sorted(Counter(v.pool for v in views).items())))
+        self.freed = True
+        self.flow_step()
+
+    def flow_step(self) -> None:
+        """After an event: bring the counters up to date with the hosts it changed, admit, maybe finish."""
+        self.flow_track()
+        self.flow_admit()
+        self.flow_track()
+        self.flow_settle()
+
+    def host_soaked(self, host: str) -> None:
+        run = self.hosts.get(host)
+        if run is None or not run.soaking or self.flow is None:
+            return
+        self.hosts[host] = replace(run, soaking=False)
+        self.flow = replace(self.flow, soaking=self.flow.soaking - 1)
+        if run.state == S.DONE and not run.settled:
+            self.settle_host(host)
+        self.flow_step()
+
+    def flow_track(self) -> None:
+        assert self.flow is not None
+        while True:
+            todo = [(h, r) for h, r in self.hosts.changed.items() if self.seen.get(h) is not r]
+            if not todo:
+                return
+            for host, new in todo:
+                old = self.seen.get(host, self.state.hosts[host])
+                self.seen[host] = new
+                if new.stage < 0:
+                    continue
+                f = self.flow
+                busy = f.busy
+                if _out(old) != _out(new):
+                    busy = busy | {host} if _out(new) else busy - {host}
+                    self.freed = self.freed or not _out(new)
+                was = old.started and old.state not in TERMINAL
+                now = new.started and new.state not in TERMINAL
+                self.flow = replace(f, busy=busy, active=f.active + (now - was))
+                if _failed(new) and not new.failed:
+                    self.count_failure(host)
+                elif new.state == S.DONE and old.state != S.DONE and new.phase == "upgrade":
+                    self.host_done(host)
+                elif new.state in TERMINAL and new.state != S.DONE and not new.settled:
+                    self.settle_host(host)
+
+    def host_done(self, host: str) -> None:
+        run = self.hosts[host]
+        value = run.figures.get(METRIC)
+        if value is not None:  # judged against its own baseline at once: a flowing run has no wave median
+            verdict = judge_wave(METRIC, {host: value}, {host: self.baselines.get(host)},
+                                 self.ctx.plan.policy.straggler_threshold)[host]
+            if verdict.straggler:
+                self.actions.append(Straggler(host, run.wave, tuple(verdict.reasons)))
+                self.roll_back(host, "straggler: " + "; ".join(verdict.reasons))
+                return
+        seconds = _soak_s(self.ctx, run.wave)
+        if seconds > 0:
+            assert self.flow is not None
+            self.hosts[host] = replace(run, soaking=True)
+            self.flow = replace(self.flow, soaking=self.flow.soaking + 1)
+            self.actions.append(HostSoak(host, run.wave, seconds))
+        else:
+            self.settle_host(host)
+
+    def settle_host(self, host: str) -> None:
+        """The host is resolved: proven, or at rest after failing; its wave's checkpoint may be reached."""
+        assert self.flow is not None
+        run = self.hosts[host]
+        self.hosts[host] = replace(run, settled=True)
+        f = self.flow
+        self.freed = self.freed or f.started - f.resolved >= f.cap()  # the stage cap held a host back
+        left = tuple((w, n - 1 if w == run.wave else n) for w, n in self.flow.left_by_wave)
+        self.flow = replace(self.flow, resolved=self.flow.resolved + 1, left_by_wave=left)
+        if dict(left).get(run.wave) == 0:
+            self.checkpoint(run.wave)
+
+    def checkpoint(self, name: str) -> None:
+        """Every host of a planned wave is resolved: the wave passed (baselines kept), unless the run stopped."""
+        assert self.flow is not None
+        index = next(i for i, w in enumerate(self.ctx.waves) if w.name == name)
+        wave = self.ctx.waves[index]
+        failed = tuple(sorted(h for h in wave.hosts if self.hosts[h].failed))
+        if self.flow.stopped:
+            return  # flow_settle ends it as halted
+        for h in wave.hosts:
+            r = self.hosts[h]
+            value = r.figures.get(METRIC)
+            if value is not None and r.state == S.DONE and h not in self.baselines:
+                self.keep_baseline(h, value)
+                self.actions.append(Baseline(h, METRIC, value))
+        self.waves[index] = replace(self.waves[index], status="passed")
+        self.actions.append(WaveEnded(name, "passed", failed, (), ""))
+
+    def count_failure(self, host: str) -> None:
+        assert self.flow is not None
+        f = self.flow
+        run = self.hosts[host]
+        self.hosts[host] = replace(run, failed=True)
+        by_stage = list(f.failed_by_stage)
+        by_stage[run.stage] += 1
+        total = f.failed_total + 1
+        budget = self.ctx.plan.policy.failure_budget
+        over = []
+        allowed = stage_budget(budget.per_wave, f.stages[run.stage])
+        if by_stage[run.stage] > allowed:
+            over.append(f"{by_stage[run.stage]} hosts failed in stage {run.stage + 1} of {f.stages[run.stage]} "
+                        f"(budget {allowed})")
+        if total > self.ctx.plan.failure_budget_total:
+            over.append(f"{total} hosts failed in this rollout (budget {self.ctx.plan.failure_budget_total})")
+        stopped = f.stopped or ("; ".join(over) + "; no new host starts" if over else "")
+        self.flow = replace(f, failed_by_stage=tuple(by_stage), failed_total=total, stopped=stopped)
+        if run.state in TERMINAL and not self.hosts[host].settled:
+            self.settle_host(host)
+        if over and not f.stopped and budget.on_exceed == "rollback-wave":
+            for h, r in list(self.hosts.items()):
+                if r.stage == run.stage and r.state == S.DONE:
+                    self.roll_back(h, f"stage {run.stage + 1} over its failure budget")
+
+    def flow_admit(self) -> None:
+        f = self.flow
+        assert f is not None
+        room = f.cap() - (f.started - f.resolved)
+        if not self.freed or f.stopped or room <= 0 or self.status != "running":
+            return
+        self.freed = False
+        order, head, slots = f.order, f.head, self.ctx.slots
+        while head < len(order) and (self.hosts[order[head]].started or self.hosts[order[head]].state != S.PENDING):
+            head += 1
+        waiting_pools = {p for p, n in f.waiting_by_pool if n > 0}
+        limits = {p: lim for p, lim in self.ctx.limits.items() if p in waiting_pools}
+        out_now = [slots[h][0] for h in f.busy]
+        out_now += [_slot(self.ctx.plan.host(h)) for h in sorted(self.ctx.held_earlier) if h not in self.hosts]
+
+        def waiting() -> Iterator[Slot]:
+            for h in order[head:]:
+                r = self.hosts[h]
+                if r.started or r.state != S.PENDING:
+                    continue
+                slot, estimate = slots[h]
+                if outlasts_window(self.ctx.drain_ends.get(h), estimate, self.now, self.ctx.window_end):
+                    continue
+                yield slot
+
+        chosen = admit(waiting(), out_now, limits, self.ctx.parallel, room)
+        pools = dict(f.waiting_by_pool)
+        for n, slot in enumerate(chosen):
+            pools[slot.pool] -= 1
+            self.hosts[slot.name] = replace(self.hosts[slot.name], stage=f.stage_of(f.started + n))
+        self.flow = replace(f, head=head, started=f.started + len(chosen),
+                            waiting_by_pool=tuple(sorted(pools.items())))
+        for slot in chosen:
+            self.start(slot.name)
+
+    def flow_settle(self) -> None:
+        """Nothing in flight and nothing soaking: the run ends (done, halted on the budget, or out of slots)."""
+        f = self.flow
+        assert f is not None
+        if f.active > 0 or f.soaking > 0 or self.status != "running":
+            return
+        waiting = [h for h in f.order[f.head:] if not self.hosts[h].started and self.hosts[h].state == S.PENDING]
+        self.current = len(self.ctx.waves)
+        if f.stopped:
+            for i, w in enumerate(self.ctx.waves):
+                if self.waves[i].status == "running":
+                    self.waves[i] = replace(self.waves[i], status="halted")
+                    failed = tuple(sorted(h for h in w.hosts if self.hosts[h].failed))
+                    self.actions.append(WaveEnded(w.name, "halted", failed, (), f.stopped))
+            self.finish("halted", f.stopped + "; run halted")
+            return
+        if not waiting:
+            self.finish("done", "")
+            return
+        plan = self.ctx.plan
+        late = [h for h in waiting if outlasts_window(self.ctx.drain_ends.get(h), plan.host(h).estimate_s,
+                                                      self.now, self.ctx.window_end)]
+        if late:
+            self.finish("done", f"{len(late)} host(s) not started, their jobs would outlast the window "
+                                f"(first: {', '.join(late[:5])}); run `upgrade apply --wave next` in the next one")
+            return
+        reason = (f"{', '.join(waiting[:10])}: no slot under max_unavailable / max_per_domain (hosts quarantined "
+                  "earlier still hold theirs); a person must look")
+        for host in waiting:
+            self.move(host, S.SKIPPED, "no slot")
+        self.finish("halted", reason)
 
     # -- step results
 
@@ -406,7 +757,7 @@ class _Step:
         steps = _steps(self.ctx.plan.host(event.host), run.phase)
         if run.phase != event.phase or run.index >= len(steps) or steps[run.index].id != event.step:
             return  # a result for a step that is not the host's current one (a duplicate): ignored
-        self.outstanding.discard((event.host, event.phase, event.step))
+        self.steps_of(event.host).discard((event.phase, event.step))
         step = steps[run.index]
         if not event.ok and event.data.get("unreachable") and event.at is not None:
             since = run.unreachable_since or event.at
@@ -429,6 +780,9 @@ class _Step:
             self.upgrade_result(run, step, ok, message, event, at_target)
         else:
             self.rollback_result(run, step, ok, message, event)
+        if self.flow is not None:
+            self.flow_step()
+            return
         self.admit_more()
         self.settle()
 
@@ -497,6 +851,9 @@ def decide(ctx: RunContext, state: RunState, event: Event) -> tuple[RunState, li
     work = _Step(ctx, state)
     if work.status != "running":
         return state, []
+    when = event.at if isinstance(event, StepDone) else event.now
+    if when is not None:
+        work.now = when
     if isinstance(event, Begin):
         work.begin_wave(event.now)
     elif isinstance(event, StepDone):
@@ -505,6 +862,8 @@ def decide(ctx: RunContext, state: RunState, event: Event) -> tuple[RunState, li
         work.soaking = None
         work.current += 1
         work.begin_wave(event.now)
+    elif isinstance(event, HostSoaked) and work.flow is not None:
+        work.host_soaked(event.host)
     return work.result()
 
 
@@ -519,6 +878,20 @@ def _steps(host: HostPlan, phase: Phase) -> tuple[Step, ...]:
 
 def _slot(host: HostPlan) -> Slot:
     return Slot(host.name, host.pool, tuple(sorted(host.domains.items())))
+
+
+def _soak_s(ctx: RunContext, wave: str) -> int:
+    return next((w.soak_s for w in ctx.waves if w.name == wave), ctx.plan.policy.soak)
+
+
+def _out(run: HostRun) -> bool:
+    return run.state in OUT_OF_SERVICE or (run.started and run.state not in TERMINAL)
+
+
+def _failed(run: HostRun) -> bool:
+    """Counted against a flowing run's budget from the moment it fails, not when its rollback ends."""
+    return (run.state in FAILED_END or run.state in (S.FAILED, S.ROLLING_BACK)
+            or (run.state == S.SKIPPED and run.reason.startswith("precheck failed")))
 
 
 def _figures(data: dict[str, Any]) -> dict[str, float]:
@@ -579,6 +952,8 @@ def event_data(event: Event) -> dict[str, Any]:
         return {"event": "begin", "now": event.now.isoformat()}
     if isinstance(event, SoakDone):
         return {"event": "soak_done", "wave": event.wave, "now": event.now.isoformat()}
+    if isinstance(event, HostSoaked):
+        return {"event": "host_soaked", "host": event.host, "now": event.now.isoformat()}
     return {"event": "step_done", "host": event.host, "phase": event.phase, "step": event.step, "ok": event.ok,
             "message": event.message, "data": event.data, "at": event.at.isoformat() if event.at else None}
 
@@ -589,6 +964,8 @@ def event_from_data(data: dict[str, Any]) -> Event:
         return Begin(datetime.fromisoformat(str(data["now"])))
     if kind == "soak_done":
         return SoakDone(str(data["wave"]), datetime.fromisoformat(str(data["now"])))
+    if kind == "host_soaked":
+        return HostSoaked(str(data["host"]), datetime.fromisoformat(str(data["now"])))
     if kind == "step_done":
         raw_phase = data.get("phase")
         phase: Phase = "rollback" if raw_phase == "rollback" else "check" if raw_phase == "check" else "upgrade"

@@ -11,6 +11,11 @@ from statistics import median
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Figures where more is better, judged for stragglers when a host reports them: DCGM's PCIe host-to-device figure
+# (``dcgmi diag -r 2``), the CUDA probe's pinned copies, device copy and FP32 figures, NCCL's bus bandwidth
+# (hosts of several GPUs). Times (``ptx_jit_ms``, ``workload_s``) are reported, not judged.
+STRAGGLER_METRICS = ("pcie_h2d_gbps", "h2d_gbps", "d2h_gbps", "device_copy_gbps", "fp32_tflops", "nccl_busbw_gbps")
+
 
 class StragglerVerdict(BaseModel):
     """Why a host is (or is not) a straggler, with the numbers that decided it."""

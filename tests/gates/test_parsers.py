@@ -186,3 +186,62 @@ def test_sim_diag_fabric_manager_down_fails_deployment(tmp_path: Path) -> None:
     diag = p.parse_dcgmi_diag_json(_run(root, "dcgmi", "diag", "-r", "1", "-j").stdout)
     assert diag["failed_tests"] == ["software"]
     assert "Fabric Manager is not running" in p.diag_problems(diag)[0]
+
+
+# ---------------------------------------------------------------- public captures: failures that must not pass
+
+def test_dcgm3_text_second_gpu_failing_targeted_power_fails_the_gate() -> None:
+    diag = p.parse_dcgmi_diag_text((DCGM / "dcgm3-diag-r3-targeted-power-gpu1.txt").read_text())
+    power = next(t for t in diag["tests"] if t["name"] == "Targeted Power")
+    assert power["status"] == "Fail" and power["gpus"] == {"0": "Pass", "1": "Fail"}
+    assert not diag["passed"] and diag["failed_tests"] == ["Targeted Power"]
+    [problem] = p.diag_problems(diag)
+    assert problem.startswith("dcgmi diag Stress/Targeted Power failed on GPU 1: Warning: GPU 1 Max power of 62.1")
+
+
+def test_dcgm3_text_real_two_gpu_run_names_the_failing_gpu() -> None:
+    diag = p.parse_dcgmi_diag_text((DCGM / "dcgm3-diag-r2-two-gpus-gpu0-failed.txt").read_text())
+    memory = next(t for t in diag["tests"] if t["name"] == "GPU Memory")
+    assert memory["gpus"] == {"1": "Pass", "0": "Fail"} and memory["status"] == "Fail"
+    assert diag["failed_tests"] == ["GPU Memory", "Diagnostic", "Targeted Stress"]
+    assert p.diag_problems(diag)[0].startswith("dcgmi diag Hardware/GPU Memory failed on GPU 0: Warning: GPU 0")
+
+
+def test_every_hardware_test_skipped_is_not_a_pass() -> None:
+    for diag in (p.parse_dcgmi_diag_text((DCGM / "dcgm3-diag-r3-all-skipped.txt").read_text()),
+                 p.parse_dcgmi_diag_json((DCGM / "dcgm3-diag-r3-all-skipped.json").read_text())):
+        assert diag["failed_tests"] == [] and not diag["passed"]
+        assert diag["error"].startswith("every hardware test was skipped (PCIe, GPU Memory, Diagnostic")
+        assert p.diag_problems(diag) == [f"dcgmi diag: {diag['error']}"]
+
+
+def test_json_summary_pass_does_not_hide_a_failing_gpu() -> None:
+    data = {"DCGM GPU Diagnostic": {"test_categories": [{"category": "Stress", "tests": [
+        {"name": "Targeted Power", "test_summary": {"status": "Pass"},
+         "results": [{"gpu_id": "0", "status": "Pass"}, {"gpu_id": "1", "status": "Fail"}]}]}]}}
+    diag = p.parse_dcgmi_diag_json(json.dumps(data))
+    assert not diag["passed"] and diag["tests"][0]["gpus"] == {"0": "Pass", "1": "Fail"}
+
+
+def test_older_single_double_bit_ecc_layout_is_read() -> None:
+    text = (ROOT / "tests" / "fixtures" / "nvidia-smi" / "q-ecc-single-double-bit.txt").read_text()
+    [gpu] = p.parse_smi_query_text(text)["gpus"]
+    health = p.health_from_query_text(gpu)
+    assert health["ecc_volatile_correctable"] == 12 and health["ecc_volatile_uncorrectable"] == 2
+    assert health["ecc_aggregate_uncorrectable"] == 3 and health["retired_pages_double_bit"] == 2
+    assert p.gpu_health_problems(health)[:2] == ["00000000:3B:00.0: 2 volatile uncorrectable ECC errors",
+                                                  "00000000:3B:00.0: 3 aggregate uncorrectable ECC errors"]
+
+
+def test_xid_lines_name_gpu_and_code() -> None:
+    log = ("[ 1234.567890] NVRM: Xid (PCI:0000:3b:00): 79, pid=0, name=, GPU has fallen off the bus.\n"
+           "[ 1300.000001] NVRM: Xid (PCI:0000:3b:00): 48, pid=2211, name=python, An uncorrectable double bit "
+           "error (DBE) has been detected on GPU in the framebuffer at partition 6, subpartition 0.\n"
+           "[ 1400.1] NVRM: Xid (0000:86:00): 13, Graphics Exception: ESR 0x50da30=0x3e000e 0x50da34=0x0\n"
+           "[ 1500.2] nvidia-nvlink: IBMNPU: unrelated line\n")
+    events = p.parse_xid(log)
+    assert [(e["bus_id"], e["code"]) for e in events] == [("0000:3b:00", 79), ("0000:3b:00", 48), ("0000:86:00", 13)]
+    assert events[0]["text"].endswith("GPU has fallen off the bus.")
+    assert p.xid_problems(events) == ["GPU 0000:3b:00: Xid 79, 48 in the kernel log",
+                                      "GPU 0000:86:00: Xid 13 in the kernel log"]
+    assert p.parse_xid("") == [] and p.xid_problems([]) == []

@@ -118,7 +118,9 @@ def test_gates_report_failures_and_the_straggler_figure(lab: LabHandle) -> None:
     ok = play(lab, "gate.yml", host, gate_level=2, gate_expect_driver="535.183.01")
     good = gate_result(ok, host)
     assert ok.status == "successful" and good is not None and good.passed
-    assert good.figures == {"pcie_h2d_gbps": 25.0} and good.diag is not None and good.diag.dcgm_version == "3.3.9"
+    assert good.figures["pcie_h2d_gbps"] == 25.0 and good.diag is not None and good.diag.dcgm_version == "3.3.9"
+    # the CUDA probe ran through the lab's simulated libcuda: a checked launch and the host's own figures
+    assert good.probe is not None and good.probe.driver.ok and good.figures["h2d_gbps"] == pytest.approx(25.0, rel=0.02)
     lab.lab.inject(host, Fault.DIAG_FAILS, gpu=1)
     lab.lab.inject(host, Fault.GPU_SLOW, factor=0.4)
     try:
@@ -127,6 +129,7 @@ def test_gates_report_failures_and_the_straggler_figure(lab: LabHandle) -> None:
         result = gate_result(bad, host)
         assert result is not None and not result.passed
         assert result.figures["pcie_h2d_gbps"] == pytest.approx(10.0)
+        assert result.figures["h2d_gbps"] == pytest.approx(10.0, rel=0.02)  # the probe sees the slow GPU too
         assert "driver: planned 580.95.05, nvidia-smi reports 535.183.01" in result.problems
         assert "00000000:18:00.0: clocks slowed by hw_slowdown" in result.problems
         assert any(p.startswith("dcgmi diag Hardware/memory failed on GPU 1") for p in result.problems)

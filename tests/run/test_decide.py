@@ -7,6 +7,7 @@ recorded run after every one of its events, replaying that prefix and finishing:
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from orchestrator.planner import Plan, build_plan
 from orchestrator.planner.model import Step, StepKind
 from orchestrator.run.decide import (
     Action,
+    Baseline,
     Begin,
     Event,
     Finished,
@@ -348,3 +350,45 @@ def test_hosts_an_earlier_run_left_quarantined_still_hold_their_slots() -> None:
     _state, actions = decide(ctx, initial_state(ctx), Begin(NOW))
     started = {a.host for a in actions if isinstance(a, RunStep)}
     assert len(started) <= max(0, limit - len(earlier))
+
+
+def _probe_answer(figures: Callable[[str], dict[str, float]]) -> Callable[..., StepDone]:
+    """The fake host answering its gates with the CUDA probe's figures instead of DCGM's."""
+    original = answer
+
+    def answer_with(plan: Plan, action: RunStep, fail: Fail, figure: Callable[[str], float]) -> StepDone:
+        done = original(plan, action, fail, figure)
+        if action.step.kind == StepKind.GATE and done.ok:
+            return StepDone(done.host, done.phase, done.step, True, "", {"figures": figures(action.host)})
+        return done
+    return answer_with
+
+
+def test_a_host_slower_than_its_own_pre_upgrade_baseline_is_a_straggler(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No DCGM: the CUDA probe's figures against the baselines measured before the upgrade."""
+    plan = make_plan(failure_budget=FailureBudget(per_wave=2, total=4))
+    wave = next(w for w in plan.waves if len(w.hosts) >= 2)
+    slow = wave.hosts[0]
+    before = {h: {"h2d_gbps": 55.0, "fp32_tflops": 61.0} for w in plan.waves for h in w.hosts}
+    ctx = RunContext(plan, (wave,), figure_baselines={m: {h: f[m] for h, f in before.items()}
+                                                        for m in ("h2d_gbps", "fp32_tflops")})
+    monkeypatch.setattr(sys.modules[__name__], "answer", _probe_answer(
+        lambda h: {"h2d_gbps": 55.0, "fp32_tflops": 24.4 if h == slow else 60.5, "ptx_jit_ms": 15.0}))
+    state, _e, actions = drive(ctx)
+    assert states(state)[slow] == HostState.ROLLED_BACK
+    assert state.hosts[slow].reason.startswith("straggler: fp32_tflops 24.4 is 40% of this host's baseline 61; ")
+    assert all(states(state)[h] == HostState.DONE for h in wave.hosts if h != slow)
+    ended = next(a for a in actions if isinstance(a, WaveEnded) and a.wave == wave.name)
+    assert ended.stragglers == (slow,)
+
+
+def test_a_passed_wave_keeps_every_probe_figure_as_baseline(monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = make_plan()
+    wave = plan.waves[0]
+    monkeypatch.setattr(sys.modules[__name__], "answer", _probe_answer(
+        lambda h: {"h2d_gbps": 54.9, "device_copy_gbps": 4252.0, "ptx_jit_ms": 15.0}))
+    state, _e, actions = drive(RunContext(plan, (wave,)))
+    kept = {(a.host, a.metric): a.value for a in actions if isinstance(a, Baseline)}
+    assert kept == {**{(h, "h2d_gbps"): 54.9 for h in wave.hosts}, **{(h, "device_copy_gbps"): 4252.0
+                                                                       for h in wave.hosts}}
+    assert state.figure_baselines["h2d_gbps"] == dict.fromkeys(wave.hosts, 54.9)

@@ -1,0 +1,1 @@
+../../../orchestrator/hostside/cuda_probe.py

@@ -1,0 +1,109 @@
+"""The lab's RPM-family host: real rpm and dnf (Debian's packages) with the lab's copy of NVIDIA's CUDA
+repository for RHEL 9; ``ansible.builtin.dnf`` installs, is refused by a versionlock, downgrades and removes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.adapters.facts import collect_live
+from orchestrator.adapters.inventory import load_inventory
+from orchestrator.hostside.collector import parse_os_release, rpm_family
+from orchestrator.model.fleet import build_fleet
+from orchestrator.model.stack import PackageSource
+from tests.support.lab import LabHandle
+
+pytestmark = pytest.mark.lab
+HOST = "gpu-rpm-01"
+# The dnf action plugin picks its backend from the pkg_mgr fact, which Ansible answers "apt" on a lab RPM host
+# (apt-get exists on its Debian rootfs): "Could not detect which major revision of dnf is in use" (lab run,
+# 2026-12-01). Real RHEL 9 hosts detect dnf4; the lab names it.
+DNF4 = "use_backend=dnf4"
+
+
+@pytest.fixture(scope="module")
+def lab(lab: LabHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
+    """The session's lab with one RPM-family host added (``lab up --rpm-hosts 1``), put back afterwards."""
+    lab.lab.down()
+    lab.state = lab.lab.up(6, tmp_path_factory.mktemp("rpm-inventory"), rpm=1)
+    lab.inventory = Path(lab.state.inventory)
+    yield lab
+    lab.lab.down()
+    lab.state = lab.lab.up(6, tmp_path_factory.mktemp("inventory-after-rpm"))
+    lab.inventory = Path(lab.state.inventory)
+
+
+def evr(lab: LabHandle, pkg: str) -> str:
+    r = lab.ssh(HOST, f"rpm -q --qf '%{{EPOCH}}:%{{VERSION}}-%{{RELEASE}}' {pkg}")
+    return r.stdout.strip() if r.returncode == 0 else "absent"
+
+
+def smi_driver(lab: LabHandle) -> str:
+    return lab.ssh(HOST, "cat /usr/share/nvidia/gpu-lab-driver.json").stdout
+
+
+def test_rpm_host_starts_on_its_driver_version_locked_and_says_rocky(lab: LabHandle) -> None:
+    assert evr(lab, "nvidia-open") == "3:535.183.01-1.el9"
+    assert evr(lab, "kmod-nvidia-open-dkms") == "3:535.183.01-1.el9"
+    locked = lab.ssh(HOST, "dnf -q versionlock list").stdout
+    assert "nvidia-open-3:535.183.01-1.el9.*" in locked, locked
+    assert rpm_family(parse_os_release(lab.ssh(HOST, "cat /etc/os-release").stdout))
+    assert '"535.183.01"' in smi_driver(lab)
+    # its NVIDIA packages are RPMs only: dpkg knows none of them
+    assert lab.ssh(HOST, "dpkg-query -W 'nvidia-*'").returncode != 0
+
+
+def test_dnf_installs_is_refused_by_versionlock_downgrades_and_removes(lab: LabHandle) -> None:
+    new, old = "3:580.95.05-1.el9", "3:535.183.01-1.el9"
+    r = lab.ansible(HOST, "ansible.builtin.dnf", f"name=nvidia-open-580.95.05 state=present {DNF4}")
+    assert r.returncode != 0 and evr(lab, "nvidia-open") == old, r.stdout  # versionlock refuses it
+    assert "filtered out by exclude filtering" in r.stdout, r.stdout  # dnf names the versionlock exclusion
+    r = lab.ansible(HOST, "ansible.builtin.command", "dnf -q versionlock delete nvidia-open nvidia-driver "
+                    "kmod-nvidia-open-dkms")
+    assert r.returncode == 0, r.stdout
+    r = lab.ansible(HOST, "ansible.builtin.dnf", f"name=nvidia-open-580.95.05-1.el9 state=present {DNF4}")
+    assert r.returncode == 0 and "CHANGED" in r.stdout, r.stdout
+    assert (evr(lab, "nvidia-open"), evr(lab, "nvidia-driver")) == (new, new)
+    assert '"580.95.05"' in smi_driver(lab)
+    r = lab.ansible(HOST, "ansible.builtin.dnf", f"name=nvidia-open-580.95.05-1.el9 state=present {DNF4}")
+    assert r.returncode == 0 and "CHANGED" not in r.stdout, r.stdout  # idempotent
+    r = lab.ansible(HOST, "ansible.builtin.dnf", "name=nvidia-open-535.183.01-1.el9,nvidia-driver-535.183.01-1.el9,"
+                    f"kmod-nvidia-open-dkms-535.183.01-1.el9 state=present allow_downgrade=true {DNF4}")
+    assert r.returncode == 0, r.stdout
+    assert (evr(lab, "nvidia-open"), evr(lab, "nvidia-driver")) == (old, old)
+    r = lab.ansible(HOST, "ansible.builtin.command", "dnf -q versionlock add nvidia-open nvidia-driver "
+                    "kmod-nvidia-open-dkms")
+    assert r.returncode == 0, r.stdout
+    assert "nvidia-open-3:535.183.01-1.el9.*" in lab.ssh(HOST, "dnf -q versionlock list").stdout
+
+
+def test_dnf_removes_for_real_and_reinstalls(lab: LabHandle) -> None:
+    lab.ssh(HOST, "dnf -q versionlock delete nvidia-open nvidia-driver kmod-nvidia-open-dkms")
+    try:
+        r = lab.ansible(HOST, "ansible.builtin.dnf", "name=nvidia-open,nvidia-driver,kmod-nvidia-open-dkms "
+                        f"state=absent {DNF4}")
+        assert r.returncode == 0, r.stdout
+        assert evr(lab, "nvidia-driver") == "absent"
+        assert lab.ssh(HOST, "test -e /usr/bin/nvidia-smi").returncode != 0
+    finally:
+        r = lab.ansible(HOST, "ansible.builtin.dnf", f"name=nvidia-open-535.183.01-1.el9 state=present {DNF4}")
+        lab.ssh(HOST, "dnf -q versionlock add nvidia-open nvidia-driver kmod-nvidia-open-dkms")
+    assert r.returncode == 0, r.stdout
+    assert evr(lab, "nvidia-driver") == "3:535.183.01-1.el9"
+
+
+
+def test_facts_of_the_rpm_host_name_its_source_and_rpm_components(lab: LabHandle) -> None:
+    snap = collect_live(lab.inventory, load_inventory(lab.inventory), limit=HOST)
+    [facts] = snap.hosts
+    assert facts.package_index.manager == "dnf"
+    assert facts.package_index.source == "cuda-dnf"
+    assert facts.package_index.source_evidence == "installed kmod-nvidia-open-dkms"
+    assert facts.driver.package in ("nvidia-driver", "nvidia-open", "kmod-nvidia-open-dkms")
+    assert facts.driver.version == "535.183.01"
+    assert "3:580.95.05-1.el9" in facts.package_index.available["nvidia-open"]
+    assert sorted(facts.held_packages) == ["kmod-nvidia-open-dkms", "nvidia-driver", "nvidia-open"]
+    [host] = build_fleet(load_inventory(lab.inventory), snap).fleet.hosts
+    assert host.packages.source is PackageSource.CUDA_DNF
