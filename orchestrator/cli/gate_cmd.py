@@ -16,7 +16,7 @@ from orchestrator.errors import InputError
 FIGURE_LABELS = {"h2d_gbps": "host to device (pinned), GB/s", "d2h_gbps": "device to host (pinned), GB/s",
                  "device_copy_gbps": "device copy (read + write), GB/s", "fp32_tflops": "FP32 FMA, TFLOP/s",
                  "ptx_jit_ms": "PTX JIT, ms", "nccl_busbw_gbps": "NCCL all-reduce bus bandwidth, GB/s",
-                 "workload_s": "workload, s", "dcgm_h2d_gbps": "DCGM host to device, GB/s"}
+                 "workload_s": "workload, s", "pcie_h2d_gbps": "DCGM host to device, GB/s"}
 
 
 @app.command("gate")

@@ -29,7 +29,7 @@ def probe(lab: LabHandle, host: str, **kwargs: Any) -> dict[str, Any]:
 
 
 def test_probe_follows_the_hosts_stack_and_faults(lab: LabHandle) -> None:
-    host = "gpu-a100-02"
+    host = "gpu-a100-01"
     gpu = json.loads(lab.ssh(host, "cat /etc/gpu-lab/gpu.json").stdout)
     ok = probe(lab, host, nccl=True)
     assert ok["driver"]["ok"] and ok["runtime"]["ok"] and ok["cudnn"]["ok"] and ok["nccl"]["ok"], ok
