@@ -286,11 +286,13 @@ def runtime_check(cuda_major: int, dirs: list[str], planned: bool = True) -> dic
     return out
 
 
-def cudnn_check(dirs: list[str], major: int = 9) -> dict[str, Any]:
-    """cuDNN's version as the library reports it (``cudnnGetVersion``: 91400 -> 9.14.0)."""
-    lib, where = _open_first(["libcudnn.so.%d" % major], dirs)
+def cudnn_check(dirs: list[str], major: int | None = None) -> dict[str, Any]:
+    """cuDNN's version as the library reports it (``cudnnGetVersion``: 91400 -> 9.14.0). ``major`` names the
+    soname to load (``libcudnn.so.9``); without it the newest installed of cuDNN 9 and 8 is taken."""
+    names = ["libcudnn.so.%d" % major] if major else ["libcudnn.so.9", "libcudnn.so.8"]
+    lib, where = _open_first(names, dirs)
     if lib is None:
-        return {"ok": False, "error": "libcudnn.so.%d: %s" % (major, where)}
+        return {"ok": False, "error": "%s: %s" % (" or ".join(names), where)}
     lib.cudnnGetVersion.restype = ctypes.c_size_t
     v = int(lib.cudnnGetVersion())
     major_v = v // 10000 if v >= 10000 else v // 1000
@@ -442,7 +444,7 @@ def library_dirs(cuda_version: str | None = None, extra: list[str] | None = None
 
 def run_probe(*, cuda_major: int | None = None, cuda_version: str | None = None, nccl: bool = False,
               timeout: float = 120.0, extra_dirs: list[str] | None = None, ptx_isa: str = PTX_ISA,
-              cudnn_major: int = 9) -> dict[str, Any]:
+              cudnn_major: int | None = None) -> dict[str, Any]:
     """Every CUDA check, each in its own child: ``driver``, ``runtime``, ``cudnn`` and (when asked) ``nccl``."""
     dirs = library_dirs(cuda_version, extra_dirs)
     if cuda_major is None and cuda_version:

@@ -129,3 +129,17 @@ def test_runtime_unplanned_takes_the_newest_installed_and_none_is_no_failure(lib
     assert probe["driver"]["ok"] and probe["runtime"] == {"ok": True, "note": note,
                                                           "seconds": probe["runtime"]["seconds"]}
     assert not _probe(libs, old, cuda_major=10)["runtime"]["ok"]  # a planned toolkit must be there
+
+
+def test_cudnn_8_host_is_found_without_a_planned_major(tmp_path: Path) -> None:
+    """A host on cuDNN 8 (libcudnn.so.8, cudnnGetVersion 8907) is read as 8.9.7; a planned major 9 that is not
+    installed is named in the error."""
+    libs = tmp_path / "libs"
+    libs.mkdir()
+    _build(_package("nvidia-driver-580-open"), "libcuda.so.1", libs)
+    _build(_package("libcudnn8"), "libcudnn.so.8", libs)
+    root = _host(tmp_path / "host")
+    assert _probe(libs, root)["cudnn"] == {"ok": True, "library": "libcudnn.so.8", "version": "8.9.7",
+                                           "seconds": pytest.approx(0, abs=5)}
+    missing = _probe(libs, root, cudnn_major=9)["cudnn"]
+    assert not missing["ok"] and missing["error"].startswith("libcudnn.so.9: ")
