@@ -79,8 +79,9 @@ def _inputs(plan: Plan, inventory: Path | None, facts: Path | None) -> Inputs:
     if "desired" not in sources or ("inventory" not in sources and inventory is None):
         raise Refused(["the plan does not say where its inputs are; plan again with this version of upgrade"])
     site = Path(sources["site"]) if "site" in sources else None
+    # a plan made with --limit covers those hosts only: apply reads the inventory through the same limit
     return gather(Path(sources["desired"]), inventory or Path(sources["inventory"]), facts=facts, site=site,
-                  pool_from_group=sources.get("pool_from_group"))
+                  pool_from_group=sources.get("pool_from_group"), limit=sources.get("limit"))
 
 
 def _report(journal: JournalPort, run_id: str, status: RunStatus, reason: str) -> RunReport:

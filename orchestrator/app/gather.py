@@ -47,7 +47,8 @@ def gather(target: Path, inventory: Path, *, facts: Path | None = None, limit: s
     snapshot = load_snapshot(facts) if facts is not None else fact_source(inventory, hosts, limit=limit)
     sources = {"desired": str(target), "inventory": str(inventory), **({"facts": str(facts)} if facts else {}),
                **({"site": str(site)} if site else {}),
-               **({"pool_from_group": pool_from_group} if pool_from_group else {})}
+               **({"pool_from_group": pool_from_group} if pool_from_group else {}),
+               **({"limit": limit} if limit else {})}
     built = build_fleet(hosts, snapshot)
     notice = deprecation_notice(str(inventory), hosts)
     if notice:

@@ -96,7 +96,7 @@ class LabHost(BaseModel):
 
 def default_fleet(count: int = 6, rpm: int = 0) -> list[LabHost]:
     """``count`` hosts: the last two are the A100 and the V100 (from 3 hosts up), the rest H100s; then ``rpm``
-    RPM-family H100 hosts (pool ``training-rpm``)."""
+    RPM-family A100 hosts (pool ``training-rpm``; no NVSwitch, so no fabric manager)."""
     if not 1 <= count <= MAX_HOSTS:
         raise LabError("fleet", f"--hosts must be between 1 and {MAX_HOSTS}, not {count}")
     kinds = ["h100"] * count
@@ -119,5 +119,5 @@ def default_fleet(count: int = 6, rpm: int = 0) -> list[LabHost]:
         raise LabError("fleet", f"at most {MAX_HOSTS} hosts in all, not {count + rpm}")
     for n in range(1, rpm + 1):
         hosts.append(LabHost(name=f"gpu-rpm-{n:02d}", address=f"127.0.0.{FIRST_ADDRESS + count + n - 1}",
-                             pool="training-rpm", rack="rack-r", profile="h100", family="rpm"))
+                             pool="training-rpm", rack="rack-r", profile="a100", family="rpm"))
     return hosts

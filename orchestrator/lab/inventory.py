@@ -29,6 +29,10 @@ def host_vars(host: LabHost) -> dict[str, Any]:
         "upgrade_scheduler": "slurm",
         "upgrade_scheduler_node": host.name,
     }
+    if host.family == "rpm":
+        # Ansible's pkg_mgr fact answers "apt" on the lab's RPM hosts (apt-get exists on their Debian rootfs), so
+        # its dnf action cannot pick a backend: the lab names dnf4, which real RHEL 9 hosts detect by themselves.
+        ours["upgrade_package_dnf_backend"] = "dnf4"
     return {"ansible_host": host.address, "ansible_port": host.port, **ours}
 
 

@@ -19,12 +19,15 @@ from orchestrator.lab.errors import LabError
 from orchestrator.lab.rpmrepo import build_rpm_repo, rpm_catalogue
 
 STAMP = ".gpu-lab-digest"
+# How packages are built from the catalogue; a change here rebuilds the repositories too (2: RPMs carry the
+# simulated CUDA libraries compiled, as the .deb packages do).
+BUILD_RULES = 2
 
 
 def digest() -> str:
     """Identifies the catalogue and payloads: a new digest means a new repository (and new stack layers)."""
-    data = json.dumps([p.model_dump(mode="json") for p in catalogue()] + [list(r[:3]) for r in rpm_catalogue()],
-                      sort_keys=True)
+    data = json.dumps([p.model_dump(mode="json") for p in catalogue()] + [list(r[:3]) for r in rpm_catalogue()]
+                      + [BUILD_RULES], sort_keys=True)
     return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 

@@ -51,6 +51,8 @@ def build_rpm_repo(out: Path) -> None:
     for tool in ("rpmbuild", "createrepo_c"):
         if shutil.which(tool) is None:
             raise LabError("RPM repository", f"{tool} not found", "run scripts/setup.sh (rpm, createrepo-c)")
+    from orchestrator.lab.repo import _compile  # repo.py imports this module
+
     out.mkdir(parents=True, exist_ok=True)
     for name, version, requires, deb in rpm_catalogue():
         with tempfile.TemporaryDirectory(prefix="gpu-lab-rpm-") as tmp:
@@ -70,6 +72,9 @@ def build_rpm_repo(out: Path) -> None:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if f.link is not None:
                     target.symlink_to(f.link)
+                elif f.compile is not None and deb is not None:  # the simulated libcuda, built as for the .deb
+                    _compile(f.content, f.compile, target, deb)
+                    target.chmod(f.mode)
                 else:
                     target.write_text(f.content, encoding="utf-8")
                     target.chmod(f.mode)

@@ -36,6 +36,9 @@ _VAR_GRAMMAR: dict[str, re.Pattern[str] | frozenset[str]] = {
     "upgrade_host_pinning_package": PACKAGE,
     "upgrade_host_module_stream": re.compile(r"^nvidia-driver:[0-9]{3}-(?:open|dkms)$"),
     "upgrade_driver_fabric_manager_version": BUILD,
+    "upgrade_host_package_manager": frozenset({"apt", "dnf"}),
+    # dnf: the packages moved and locked with the driver, comma-separated (no spaces, at most 16)
+    "upgrade_host_with_packages": re.compile(rf"^{PACKAGE.pattern[1:-1]}(?:,{PACKAGE.pattern[1:-1]}){{0,15}}$"),
     "drain_reason": TEXT,
     "gate_expect_driver": re.compile(r"^(?:[0-9]+(?:\.[0-9]+){0,3})?$"),
     "reboot_expect_driver": UPSTREAM,

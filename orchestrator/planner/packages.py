@@ -107,6 +107,22 @@ def driver_extras(target: SoftwareStack, naming: Naming, kernel: str | None,
     return {"upgrade_host_module_package": module} if module in set(offered) else {}
 
 
+# NVIDIA's CUDA repository for RHEL splits the driver into packages that share its build (epoch 3); dnf moves and
+# locks them together with the metapackage, or a downgrade leaves the metapackage's exact requirements unmet.
+_DNF_DRIVER_PARTS = ("nvidia-driver", "nvidia-driver-libs", "nvidia-driver-cuda", "nvidia-driver-cuda-libs",
+                     "nvidia-kmod-common", "nvidia-modprobe", "nvidia-persistenced", "nvidia-settings")
+
+
+def companions(component: str, package: str, build: str, naming: Naming, extras: dict[str, str],
+               offered: dict[str, tuple[str, ...]] | dict[str, list[str]]) -> tuple[str, ...]:
+    """dnf hosts: the packages moved and locked at ``build`` beside the driver's ``package``, each only where
+    the host's repositories offer it at that exact build."""
+    if naming.source is not PackageSource.CUDA_DNF or component not in ("driver", "kernel_module"):
+        return ()
+    names = [*_DNF_DRIVER_PARTS, extras.get("upgrade_host_module_package", "")]
+    return tuple(n for n in dict.fromkeys(names) if n and n != package and build in offered.get(n, ()))
+
+
 def kernel_flavour(kernel: str | None) -> str | None:
     """``6.8.0-45-generic`` -> ``generic``; ``5.15.0-1063-nvidia-64k`` -> ``nvidia-64k``; None for non-Ubuntu."""
     m = re.match(r"^\d+\.\d+\.\d+-\d+-([a-z][a-z0-9-]*)$", kernel or "")

@@ -18,6 +18,7 @@ from orchestrator.model.stack import Host, SoftwareStack
 from orchestrator.planner.model import Step, StepKind, VarValue
 from orchestrator.planner.packages import (
     Naming,
+    companions,
     cudnn_cuda_major,
     driver_extras,
     matches,
@@ -160,10 +161,16 @@ def _playbook(step: Step, pin: Pinning, reboot_later: bool, problems: list[str])
         return {"package": package, "build": None, "playbook": None, "vars": {}}
     variables: dict[str, VarValue] = {"upgrade_host_component": step.component, "upgrade_host_version": version,
                                       "upgrade_host_package": package, "upgrade_host_reboot": False}
+    if pin.host.packages.manager == "dnf":
+        variables["upgrade_host_package_manager"] = "dnf"
     if step.component == "driver":
         variables["upgrade_host_kernel_module"] = str(stack.kernel_module or "auto")
-        variables.update(driver_extras(stack, pin.naming, _text(pin.host.stack.kernel),
-                                       pin.host.packages.available))
+        extras = driver_extras(stack, pin.naming, _text(pin.host.stack.kernel), pin.host.packages.available)
+        variables.update(extras)
+        with_packages = companions(step.component, package, version, pin.naming, extras,
+                                   pin.host.packages.available)
+        if with_packages:
+            variables["upgrade_host_with_packages"] = ",".join(with_packages)
         if pin.host.nvswitch and stack.fabric_manager is not None:
             fm = _build("fabric_manager", pin, problems)
             if fm is not None and fm[1]:
