@@ -36,7 +36,8 @@ def up(
     hosts: int = typer.Option(6, "--hosts", "-n", min=1, help="How many hosts (default 6)."),
     inventory: Path = typer.Option(DEFAULT_INVENTORY, "--inventory", help="Where to write the inventory."),
     no_slurm: bool = typer.Option(False, "--no-slurm", help="Skip the Slurm cluster."),
-    rpm_hosts: int = typer.Option(0, "--rpm-hosts", min=0, help="Add N RPM-family hosts (rpm + dnf, Rocky 9)."),
+    rpm_hosts: int = typer.Option(1, "--rpm-hosts", min=0, help="Add N RPM-family hosts (rpm + dnf, Rocky 9); "
+                                  "0: a .deb-only fleet."),
 ) -> None:
     """Start N hosts (namespaces + sshd on 127.0.0.11...), the lab repo and Slurm; write the inventory."""
     t0 = time.monotonic()
@@ -103,8 +104,10 @@ def clear(host: str, kind: Fault | None = typer.Argument(None, help="One fault; 
 
 @lab_app.command("demo")
 def demo(hosts: int = typer.Option(6, "--hosts", "-n", min=1),
+         rpm_hosts: int = typer.Option(1, "--rpm-hosts", min=0, help="RPM-family hosts beside the .deb ones."),
          keep: bool = typer.Option(False, "--keep", help="Leave the lab up afterwards to explore it.")) -> None:
-    """Bring the lab up if needed, show its facts, plan its upgrade (plans/lab.yaml), apply the canary wave.
+    """Bring the lab up if needed, show its facts, plan its upgrade (plans/lab.yaml), apply the canary wave
+    (one host per pool: apt and dnf hosts alike), roll the RPM host back.
 
     The lab goes down at the end (a lab it found up stays up), so the tests can bring up their own; --keep
     leaves it up.
@@ -113,7 +116,7 @@ def demo(hosts: int = typer.Option(6, "--hosts", "-n", min=1),
     started = not lab.is_up()
     if started:
         t0 = time.monotonic()
-        lab.up(hosts, DEFAULT_INVENTORY)
+        lab.up(hosts, DEFAULT_INVENTORY, rpm=rpm_hosts)
         _print_up(lab, time.monotonic() - t0)
     try:
         codes, plan_path, journal = _demo_steps(lab)
@@ -126,12 +129,13 @@ def demo(hosts: int = typer.Option(6, "--hosts", "-n", min=1),
         if started and not keep:
             console.print("\n$ upgrade lab down   (`upgrade lab demo --keep` leaves it up to explore)")
             lab.down()
-    # facts and check exit 1 on warnings (the lab starts on an end-of-life branch); plan and apply decide
-    decisive = codes[2:4]
+    # facts and check exit 1 on warnings (the lab starts on an end-of-life branch); plan, apply and the
+    # rollback decide
+    decisive = [code for command, code in codes if command in ("plan", "apply", "rollback")]
     raise typer.Exit(max(decisive) if decisive else 2)
 
 
-def _demo_steps(lab: Lab) -> tuple[list[int], Path, Path]:
+def _demo_steps(lab: Lab) -> tuple[list[tuple[str, int]], Path, Path]:
     """facts, check, plan, apply the canary wave, status, report: each as a user would type it."""
     st = lab.state()
     assert st is not None
@@ -140,16 +144,18 @@ def _demo_steps(lab: Lab) -> tuple[list[int], Path, Path]:
     plan_path = desired.with_name("lab.plan.json")
     journal = lab.paths.run / "upgrade"  # the lab's run folder: a new lab starts with a new journal
     report = lab.paths.state / "demo-report"  # outside the run tmpfs: it stays when the lab goes down
+    rpm = [h.name for h in st.hosts if h.family == "rpm"]  # its canary upgrade is rolled back: dnf both ways
     steps = [["facts", "-i", inventory],
              ["check", "-i", inventory, str(desired)],
              ["plan", "-i", inventory, str(desired), "-o", str(plan_path)],
              ["apply", str(plan_path), "--wave", "canary", "--yes", "--ignore-window", "--state-dir", str(journal)],
+             *([["rollback", str(plan_path), "--host", rpm[0], "--yes", "--state-dir", str(journal)]] if rpm else []),
              ["status", "--state-dir", str(journal)],
              ["report", "--state-dir", str(journal), "-o", str(report)]]
     codes = []
     for args in steps:
         console.print(f"\n$ upgrade {' '.join(args)}")
-        codes.append(subprocess.run([sys.executable, "-m", "orchestrator", *args], check=False).returncode)
-        if args[0] == "plan" and codes[-1] != 0:
+        codes.append((args[0], subprocess.run([sys.executable, "-m", "orchestrator", *args], check=False).returncode))
+        if args[0] == "plan" and codes[-1][1] != 0:
             break
     return codes, plan_path, journal
