@@ -200,3 +200,71 @@ def test_a_host_whose_jobs_outlast_the_drain_timeout_is_not_left_to_the_end_when
     same_rack = [("a", "r1", 600), ("b", "r1", 600), ("c", "r2", 600)]
     assert flow_order(same_rack, {}, T0) == ("a", "c", "b")
     assert flow_order(same_rack, {}, T0, wave_of={"a": 1, "b": 1, "c": 2}) == ("a", "b", "c")  # wave by wave
+
+
+def _first_fit_by_scanning(p: Plan) -> int:
+    """The estimate as first written: every decision scans every waiting host in order (quadratic; kept here
+    as the reference the queue-based estimate must agree with)."""
+    import heapq
+    from collections import Counter
+
+    from orchestrator.planner.waves import stage_sizes
+    from orchestrator.run.flow import FlowRun
+
+    canary = p.waves[0]
+    t = float(canary.estimate_s + canary.soak_s)
+    names = [h for w in p.waves[1:] for h in w.hosts]
+    views = {h: p.host(h) for h in names}
+    order = flow_order([(h, v.domains.get("rack") or v.domains.get("switch") or "", v.estimate_s)
+                        for h, v in views.items()], {}, None,
+                       wave_of={h: i for i, w in enumerate(p.waves) for h in w.hosts})
+    free = {q.name: q.max_unavailable - len(q.out_of_service) for q in p.pools}
+    caps = {q.name: dict(q.max_per_domain) for q in p.pools}
+    stages = FlowRun(order=order, stages=tuple(stage_sizes(p.policy, len(names), len(canary.hosts))) or (1,))
+    per_pool: Counter[str] = Counter()
+    per_domain: Counter[tuple[str, str]] = Counter()
+    running: list[tuple[float, str]] = []
+    proving: list[float] = []
+    waiting, started, resolved, last = list(order), 0, 0, t
+    while waiting or running:
+        room = stages.cap_for(resolved) - (started - resolved)
+        kept = []
+        for h in waiting:
+            v = views[h]
+            doms = [(k, n) for k, n in v.domains.items() if k in caps[v.pool]]
+            if room > 0 and per_pool[v.pool] < free[v.pool] and all(per_domain[d] < caps[v.pool][d[0]]
+                                                                   for d in doms):
+                per_pool[v.pool] += 1
+                for d in doms:
+                    per_domain[d] += 1
+                heapq.heappush(running, (t + v.estimate_s, h))
+                started += 1
+                room -= 1
+            else:
+                kept.append(h)
+        waiting = kept
+        if not running and not proving:
+            break
+        if proving and (not running or proving[0] <= running[0][0]):
+            t = heapq.heappop(proving)
+            resolved += 1
+            continue
+        t, h = heapq.heappop(running)
+        last = t
+        v = views[h]
+        per_pool[v.pool] -= 1
+        for d in ((k, n) for k, n in v.domains.items() if k in caps[v.pool]):
+            per_domain[d] -= 1
+        heapq.heappush(proving, t + p.waves[-1].soak_s)
+    return int(last)
+
+
+@pytest.mark.parametrize("n, policy", [
+    (1500, {}),  # racks shared by many pools: most queues wait on a rack another pool fills
+    (600, {"max_per_domain": {"rack": 1, "switch": 3}, "waves": ["5%", "100%"]}),  # two limited domains
+    (400, {"max_unavailable": "50%", "max_per_domain": {}}),  # no domain limit: one queue per pool
+])
+def test_the_queue_based_estimate_starts_the_same_hosts_as_scanning_every_host(n: int, policy: dict[str, Any]
+                                                                               ) -> None:
+    p = plan(n, **policy)
+    assert flow_makespan(p) == _first_fit_by_scanning(p)
