@@ -223,11 +223,14 @@ def _flow_line(plan: Plan) -> None:
     if not hosts or hosts > FLOW_ESTIMATE_MAX_HOSTS:
         return
     first = plan.waves[0]
+    stages = _stages(plan)
+    if not stages:  # the canary is the whole rollout: nothing flows after it
+        return
     barriers = sum(w.estimate_s + w.soak_s for w in plan.waves) - plan.waves[-1].soak_s
     head = f"{first.name} ({len(first.hosts)} hosts) + soak {_minutes(first.soak_s)}, then " \
         if first.name == "canary" else ""
     console.print(f"flowing (apply --flow): {head}one sliding window per pool in stages of "
-                  f"{', '.join(map(str, _stages(plan)))} unproven hosts: ~{_minutes(flow_makespan(plan))} from "
+                  f"{', '.join(map(str, stages))} unproven hosts: ~{_minutes(flow_makespan(plan))} from "
                   f"its start (the waves above as barriers: ~{_minutes(barriers)})")
 
 
