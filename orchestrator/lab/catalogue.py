@@ -92,9 +92,10 @@ def _service(name: str, desc: str, daemon: str, extra_postinst: str = "") -> tup
     script = (_text("tools", "initd.tmpl").replace("@SERVICE@", name).replace("@DESC@", desc)
               .replace("@DAEMON@", daemon))
     scripts = {
-        "postinst": (f'if [ "$1" = configure ]; then\n  update-rc.d {name} defaults >/dev/null\n'
-                     f'  if [ -n "$2" ] && [ -e /run/gpu-lab/booted ]; then /etc/init.d/{name} restart || true; fi\n'
-                     f"fi\n{extra_postinst}"),
+        # An upgrade replaces the daemon on disk and leaves the running one alone, as the field reports for
+        # NVIDIA's DCGM and fabric manager packages: the old binary runs until something restarts the service.
+        "postinst": (f'if [ "$1" = configure ]; then\n  update-rc.d {name} defaults >/dev/null\nfi\n'
+                     f"{extra_postinst}"),
         "prerm": f'if [ "$1" = remove ]; then /etc/init.d/{name} stop || true; fi\n',
         "postrm": f'if [ "$1" = purge ] || [ "$1" = remove ]; then update-rc.d -f {name} remove >/dev/null; fi\n',
     }

@@ -124,14 +124,16 @@ def pin_steps(steps: tuple[Step, ...], pin: Pinning) -> tuple[tuple[Step, ...], 
     """Every step with its playbook, variables, package and exact build; problems name what is missing."""
     problems: list[str] = []
     reboot_later = any(s.kind == StepKind.REBOOT for s in steps)
+    own_fm_step = any(s.component == "fabric_manager" for s in steps)
     out = []
     for step in steps:
-        update = _playbook(step, pin, reboot_later, problems)
+        update = _playbook(step, pin, reboot_later, problems, own_fm_step)
         out.append(step.model_copy(update=update))
     return tuple(out), problems
 
 
-def _playbook(step: Step, pin: Pinning, reboot_later: bool, problems: list[str]) -> dict[str, object]:
+def _playbook(step: Step, pin: Pinning, reboot_later: bool, problems: list[str],
+              own_fm_step: bool = False) -> dict[str, object]:
     stack = pin.stack
     driver = str(stack.driver) if stack.driver is not None else ""
     if step.kind in (StepKind.PRECHECK, StepKind.VERIFY):
@@ -171,7 +173,7 @@ def _playbook(step: Step, pin: Pinning, reboot_later: bool, problems: list[str])
                                    pin.host.packages.available)
         if with_packages:
             variables["upgrade_host_with_packages"] = ",".join(with_packages)
-        if pin.host.nvswitch and stack.fabric_manager is not None:
+        if pin.host.nvswitch and stack.fabric_manager is not None and not own_fm_step:  # installed once
             fm = _build("fabric_manager", pin, problems)
             if fm is not None and fm[1]:
                 variables["upgrade_driver_fabric_manager_version"] = fm[1]
