@@ -68,7 +68,8 @@ TOOLKITS: tuple[tuple[str, str, str, str, str], ...] = (
 NCCL = ("2.18.5-1+cuda12.2", "2.21.5-1+cuda12.4", "2.26.2-1+cuda12.8", "2.28.9-1+cuda13.0")
 CUDNN = (("libcudnn8", "8.9.7.29-1+cuda12.2"), ("libcudnn9-cuda-12", "9.5.1.17-1"),
          ("libcudnn9-cuda-13", "9.19.0.56-1"))
-DCGM = (("datacenter-gpu-manager", "1:3.3.9", "3.3.9"), ("datacenter-gpu-manager-4-core", "1:4.2.3-1", "4.2.3"))
+DCGM = (("datacenter-gpu-manager", "1:3.3.9", "3.3.9"), ("datacenter-gpu-manager-4-core", "1:4.2.3-1", "4.2.3"),
+        ("datacenter-gpu-manager-4-core", "1:4.4.1-1", "4.4.1"))
 CONTAINER_TOOLKIT = (("1.14.6-1", "5605d191332dcfeea802c4497360d60a65c7887e"),
                      ("1.17.8-1", "f202b80a9b9d0db00d9b1d73c0128c8962c55f4d"))
 
@@ -232,7 +233,7 @@ def nccl() -> list[Package]:
 def dcgm() -> list[Package]:
     out = []
     for name, version, short in DCGM:
-        others = tuple(n for n, _, _ in DCGM if n != name)
+        others = tuple(dict.fromkeys(n for n, _, _ in DCGM if n != name))
         initd, scripts = _service("nvidia-dcgm", "NVIDIA DCGM host engine", "/usr/bin/nv-hostengine")
         info = {"name": "nv-hostengine", "service": "nvidia-dcgm", "version": short,
                 "version_text": f"Version : {short}\nBuild ID : 0\nBuild Type : Release",

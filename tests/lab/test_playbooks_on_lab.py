@@ -228,3 +228,39 @@ def test_bare_host_drain_stops_services_and_waits_for_gpu_users(lab: LabHandle) 
     back = play(lab, "uncordon.yml", host, upgrade_scheduler="none")
     assert stats(back, host, "gpu_drain")["services_started"] == ["nvidia-dcgm"]  # type: ignore[index]
     assert lab.ssh(host, "/etc/init.d/nvidia-dcgm status").returncode == 0
+
+
+def _running_dcgm(lab: LabHandle, host: str) -> str:
+    """The version the running nv-hostengine started as (the simulated daemon writes it when it starts)."""
+    return str(json.loads(lab.ssh(host, "cat /run/nvidia-dcgm.state").stdout)["version"])
+
+
+def test_dcgm_change_restarts_the_host_engine_on_the_new_binary(lab: LabHandle) -> None:
+    host = "gpu-h100-02"
+    try:
+        up = play(lab, "upgrade_host.yml", host, upgrade_host_component="dcgm", upgrade_host_version="1:4.2.3-1")
+        assert up.status == "successful", up.host_messages(host)
+        assert _running_dcgm(lab, host) == "4.2.3"
+        # an upgrade behind the role's back: the package changes, the running daemon keeps the old binary
+        by_hand = lab.ssh(host, "apt-get install -y -q --allow-change-held-packages "
+                                "datacenter-gpu-manager-4-core=1:4.4.1-1", timeout=120)
+        assert by_hand.returncode == 0, by_hand.stderr
+        assert _running_dcgm(lab, host) == "4.2.3"
+        probe = lab.ansible(host, "gpu_fleet.upgrade.upgrade_service_binary",
+                            "process=nv-hostengine binary=/usr/bin/nv-hostengine")
+        found = json.loads(probe.stdout.split("=>", 1)[1])
+        assert found["running"] and found["stale"] == found["pids"] != [], found
+        # the role converges: the package is already there, the stale daemon is restarted all the same
+        fix = play(lab, "upgrade_host.yml", host, upgrade_host_component="dcgm", upgrade_host_version="1:4.4.1-1")
+        assert fix.status == "successful", fix.host_messages(host)
+        assert "Note a host engine to restart" in changed(fix) and _running_dcgm(lab, host) == "4.4.1"
+        again = play(lab, "upgrade_host.yml", host, upgrade_host_component="dcgm", upgrade_host_version="1:4.4.1-1")
+        assert again.status == "successful" and changed(again) == []
+        # a downgrade of the same package restarts it through the handler
+        down = play(lab, "upgrade_host.yml", host, upgrade_host_component="dcgm", upgrade_host_version="1:4.2.3-1")
+        assert down.status == "successful", down.host_messages(host)
+        assert "Restart the DCGM host engine" in changed(down) and _running_dcgm(lab, host) == "4.2.3"
+    finally:
+        back = play(lab, "upgrade_host.yml", host, upgrade_host_component="dcgm", upgrade_host_version="1:3.3.9")
+        assert back.status == "successful", back.host_messages(host)
+    assert _running_dcgm(lab, host) == "3.3.9"
