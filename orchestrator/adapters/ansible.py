@@ -111,6 +111,27 @@ def list_inventory(path: str | Path, limit: str | None = None) -> dict[str, Any]
     return data
 
 
+def yaml_before_auto() -> dict[str, str]:
+    """``ANSIBLE_INVENTORY_ENABLED`` with Ansible's ``yaml`` plugin tried before ``auto``, else nothing.
+
+    In Ansible's default order ``auto`` reads a YAML inventory first, to see whether it configures a plugin, and
+    ``yaml`` then parses it again from a deep copy: 11 s instead of 6 s for 10,000 hosts. ``yaml`` declines a
+    file that names a ``plugin:``, which ``auto`` then takes as before, so the listing is the same. The user's
+    own list (ansible.cfg or the environment) is kept, only those two swapped."""
+    try:
+        from ansible import constants  # type: ignore[import-untyped]
+
+        enabled = [str(p) for p in constants.INVENTORY_ENABLED]
+    except Exception:  # an Ansible that does not say: leave its order alone
+        return {}
+    names = [p.rsplit(".", 1)[-1] for p in enabled]
+    if "auto" not in names or "yaml" not in names or names.index("yaml") < names.index("auto"):
+        return {}
+    yaml_plugin = enabled.pop(names.index("yaml"))
+    enabled.insert(names.index("auto"), yaml_plugin)
+    return {"ANSIBLE_INVENTORY_ENABLED": ",".join(enabled)}
+
+
 def _version_of(binary: str) -> str:
     """What identifies the Ansible that parses: the program's path and mtime, and ansible-core's version."""
     try:
@@ -126,7 +147,8 @@ def _list_inventory(source: Path, binary: str, limit: str | None) -> dict[str, A
     if limit:
         cmd += ["--limit", limit]
     env = {**os.environ, "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True", "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_DEPRECATION_WARNINGS": "False", "ANSIBLE_DUPLICATE_YAML_DICT_KEY": "error"}
+           "ANSIBLE_DEPRECATION_WARNINGS": "False", "ANSIBLE_DUPLICATE_YAML_DICT_KEY": "error",
+           **yaml_before_auto()}
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=INVENTORY_TIMEOUT_S,
                               check=False, stdin=subprocess.DEVNULL, errors="replace")
@@ -282,7 +304,8 @@ def run_playbook(
                      "ANSIBLE_HOST_KEY_CHECKING": "True",  # one transport, host keys verified
                      "ANSIBLE_LOCAL_TEMP": str(Path(tmp) / "tmp"),
                      # only this checkout's gpu_fleet.upgrade: the roles use nothing beyond ansible.builtin
-                     "ANSIBLE_COLLECTIONS_PATH": str(collections)},
+                     "ANSIBLE_COLLECTIONS_PATH": str(collections),
+                     **yaml_before_auto()},  # a big YAML inventory is parsed once per run, not twice
         )
     except Exception as exc:  # ansible-runner raises plain exceptions for configuration problems
         shutil.rmtree(tmp, ignore_errors=True)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +19,17 @@ from orchestrator.model.fleet import FleetBuild, build_fleet
 from orchestrator.model.inventory import InventoryHost, PoolGroups, deprecation_notice
 from orchestrator.planner import Plan, UnknownHost, build_plan, fingerprints
 from orchestrator.ports import FactSource, InventorySource
+
+
+def hosts_and_snapshot(inventory: Path, facts: Path, limit: str | None, pools: PoolGroups,
+                       inventory_source: InventorySource = load_inventory
+                       ) -> tuple[list[InventoryHost], FactsSnapshot]:
+    """The inventory (Ansible parses it in a child process) and a stored snapshot, read at the same time: for
+    10,000 hosts the snapshot takes about 3 s that would otherwise wait for Ansible's 6 s."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        snapshot = pool.submit(load_snapshot, facts)
+        hosts = inventory_source(inventory, limit=limit, pools=pools)
+        return hosts, snapshot.result()
 
 
 @dataclass(frozen=True)
@@ -43,8 +55,11 @@ def gather(target: Path, inventory: Path, *, facts: Path | None = None, limit: s
     knowledge = load_knowledge(site)
     desired = load_desired(target)
     pools = PoolGroups.parse(pool_from_group, desired.pool_groups)
-    hosts = inventory_source(inventory, limit=limit, pools=pools)
-    snapshot = load_snapshot(facts) if facts is not None else fact_source(inventory, hosts, limit=limit)
+    if facts is not None:
+        hosts, snapshot = hosts_and_snapshot(inventory, facts, limit, pools, inventory_source)
+    else:
+        hosts = inventory_source(inventory, limit=limit, pools=pools)
+        snapshot = fact_source(inventory, hosts, limit=limit)
     sources = {"desired": str(target), "inventory": str(inventory), **({"facts": str(facts)} if facts else {}),
                **({"site": str(site)} if site else {}),
                **({"pool_from_group": pool_from_group} if pool_from_group else {}),

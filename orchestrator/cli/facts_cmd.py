@@ -9,8 +9,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.adapters.facts import collect_live, collect_local, load_snapshot
+from orchestrator.adapters.facts import collect_live, collect_local
 from orchestrator.adapters.inventory import load_inventory
+from orchestrator.app.gather import hosts_and_snapshot
 from orchestrator.cli.app import app
 from orchestrator.cli.output import Exit, OutputFormat, console, err_console, print_json
 from orchestrator.cli.summary import DETAILS_HELP, per_host, sample
@@ -51,14 +52,16 @@ def facts(
         raise typer.Exit(int(Exit.WARNINGS if host.problems else Exit.OK))
     if inventory is None:
         raise InputError("upgrade facts", "give an inventory with -i (or --local for this machine)")
-    hosts = load_inventory(inventory, limit=limit, pools=PoolGroups.parse(pool_from_group))
+    pools = PoolGroups.parse(pool_from_group)
+    stored: FactsSnapshot | None = None
+    if snapshot is not None:
+        hosts, stored = hosts_and_snapshot(inventory, snapshot, limit, pools)
+    else:
+        hosts = load_inventory(inventory, limit=limit, pools=pools)
     notice = deprecation_notice(str(inventory), hosts)
     if notice:
         err_console.print(Text(f"warning: {notice}", style="yellow"))
-    if snapshot is not None:
-        snap = _restrict(load_snapshot(snapshot), hosts)
-    else:
-        snap = _collect_with_progress(inventory, hosts, limit, forks)
+    snap = _restrict(stored, hosts) if stored is not None else _collect_with_progress(inventory, hosts, limit, forks)
     drift = fleet_drift(_stacks_by_pool(hosts, snap))
     if output == OutputFormat.JSON:
         data = snap.model_dump(mode="json")
