@@ -8,8 +8,13 @@ packages, installed under ``/lib/modules/<kernel>``) or built by DKMS for each k
 
 from __future__ import annotations
 
+import lzma
+import os
 import re
-from typing import Dict, List, Optional
+import subprocess
+from typing import Callable, Dict, List, Optional, Tuple
+
+Runner = Callable[[List[str]], Tuple[int, str, str]]
 
 # Package names that carry the module, by packaging (Ubuntu archive, NVIDIA's CUDA repositories).
 _DKMS = re.compile(r"^(?:nvidia-dkms-\d{3}(?:-server)?(?:-open)?|nvidia-dkms(?:-open)?|kmod-nvidia-(?:open|latest)-dkms"
@@ -69,3 +74,92 @@ def boot_kernel_problem(host: str, kernel: str, driver: str, modinfo_version: Op
     else:
         why = "neither a precompiled module package nor DKMS provides it"
     return "%s: kernel %s (booted next) has %s, not driver %s: %s" % (host, kernel, found, driver, why)
+
+
+def run_command(argv: List[str], timeout: float = 60.0) -> Tuple[int, str, str]:
+    """Run one program (argv, no shell); 127 when it is not installed, 124 when it hangs."""
+    try:
+        proc = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
+    except FileNotFoundError:
+        return 127, "", "%s: not found" % argv[0]
+    except subprocess.TimeoutExpired:
+        return 124, "", "%s: timed out" % argv[0]
+    return proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
+
+
+def _kernel_order(release: str) -> List[Tuple[int, object]]:
+    """Natural order of kernel releases: ``6.8.0-45-generic`` < ``6.8.0-101-generic``."""
+    return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", release) if p]
+
+
+def next_boot_kernel(run: Runner, boot_dir: str = "/boot") -> Tuple[str, str]:
+    """(kernel release, how it was found) of the kernel the host boots next: the boot loader's default where
+    ``grubby`` tells it (RHEL family), else the newest ``/boot/vmlinuz-*`` (GRUB's default order on Debian and
+    Ubuntu), else the running kernel."""
+    rc, out, _ = run(["grubby", "--default-kernel"])
+    lines = out.strip().splitlines() if rc == 0 else []
+    if lines and os.path.basename(lines[-1]).startswith("vmlinuz-"):
+        return os.path.basename(lines[-1])[len("vmlinuz-"):], "grubby --default-kernel"
+    try:
+        images = [n[len("vmlinuz-"):] for n in os.listdir(boot_dir)
+                  if n.startswith("vmlinuz-") and "rescue" not in n]
+    except OSError:
+        images = []
+    if images:
+        return max(images, key=_kernel_order), "the newest %s/vmlinuz-*" % boot_dir
+    return os.uname().release, "the running kernel (no kernel image in %s)" % boot_dir
+
+
+def _modinfo_field(data: bytes) -> Optional[str]:
+    m = re.search(rb"(?:^|\x00)version=([^\x00]+)\x00", data)
+    return m.group(1).decode(errors="replace") if m else None
+
+
+def module_version(run: Runner, kernel: str, modules_root: str = "/lib/modules") -> Optional[str]:
+    """The version of the ``nvidia`` module installed for ``kernel``: ``modinfo -k`` (modules.dep), else the
+    ``nvidia.ko*`` file found under the kernel's module folder (DKMS or a package wrote it, depmod not run
+    yet), read by modinfo or, without kmod, from the file's own .modinfo section (plain or .xz)."""
+    rc, out, _ = run(["modinfo", "-k", kernel, "-F", "version", "nvidia"])
+    if rc == 0 and out.strip():
+        return out.strip().splitlines()[0]
+    for folder, dirs, names in os.walk(os.path.join(modules_root, kernel)):
+        dirs.sort()
+        for name in sorted(names):
+            if not re.match(r"^nvidia\.ko(\.(xz|zst|gz))?$", name):
+                continue
+            path = os.path.join(folder, name)
+            rc, out, _ = run(["modinfo", "-F", "version", path])
+            if rc == 0 and out.strip():
+                return out.strip().splitlines()[0]
+            try:
+                with open(path, "rb") as fh:
+                    data = fh.read()
+                return _modinfo_field(lzma.decompress(data) if name.endswith(".xz") else data)
+            except (OSError, lzma.LZMAError):
+                return None
+    return None
+
+
+def installed_names(run: Runner) -> Dict[str, str]:
+    """Installed package names from dpkg and rpm (a host may have both databases), for ``module_packaging``."""
+    names: Dict[str, str] = {}
+    for argv in (["dpkg-query", "-W", "-f", "${db:Status-Abbrev} ${Package}\n"],
+                 ["rpm", "-qa", "--qf", "ii %{NAME}\n"]):
+        rc, out, _ = run(argv)
+        if rc == 0:
+            names.update((p[1], "") for p in (line.split() for line in out.splitlines()) if len(p) > 1
+                         and p[0] == "ii")
+    return names
+
+
+def check_boot_kernel(host: str, driver: str, run: Runner = run_command, boot_dir: str = "/boot",
+                      modules_root: str = "/lib/modules") -> Dict[str, object]:
+    """Everything the pre-reboot check found, and ``problem``: one line when the kernel booted next has no
+    module of ``driver`` (None when it has)."""
+    kernel, found_by = next_boot_kernel(run, boot_dir)
+    version = module_version(run, kernel, modules_root)
+    rc, out, _ = run(["dkms", "status", "nvidia"])
+    dkms = parse_dkms_status(out) if rc == 0 else []
+    packaging = module_packaging(installed_names(run))
+    return {"kernel": kernel, "found_by": found_by, "module_version": version, "packaging": packaging,
+            "dkms": dkms, "problem": boot_kernel_problem(host, kernel, driver, version, dkms, packaging)}

@@ -8,6 +8,7 @@ Ubuntu's packages do); the same holds for fabric manager branches, DCGM 3 vs 4, 
 from __future__ import annotations
 
 import json
+import os
 from functools import cache
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -103,6 +104,33 @@ def _service(name: str, desc: str, daemon: str, extra_postinst: str = "") -> tup
     return PkgFile(path=f"/etc/init.d/{name}", content=script, mode=0o755), scripts
 
 
+def running_kernel() -> str:
+    """The kernel release the lab hosts report (``uname -r``: they share this machine's kernel)."""
+    return os.uname().release
+
+
+def _kernel_module(version: str, flavor: str) -> PkgFile:
+    """``nvidia.ko`` for the running kernel, where DKMS puts the module it builds: an ELF object whose
+    ``.modinfo`` section carries the version and licence, so the real ``modinfo`` reads it as it reads
+    NVIDIA's (the lab's kernel part, gpu-lab-init, plays loading it)."""
+    licence = "Dual MIT/GPL" if flavor == "open" else "NVIDIA"
+    fields = (f"version={version}", f"license={licence}", "name=nvidia", "alias=char-major-195-*")
+    source = "".join(f'static const char m{i}[] __attribute__((section(".modinfo"), used, aligned(1))) = "{f}";\n'
+                     for i, f in enumerate(fields))
+    return PkgFile(path=f"/lib/modules/{running_kernel()}/updates/dkms/nvidia.ko", content=source, compile=())
+
+
+def kernel_update() -> Package:
+    """A newer kernel, booted next once installed, for which nothing built the NVIDIA module (DKMS without
+    headers, a precompiled module package not installed): the failure the pre-reboot check must catch."""
+    parts = running_kernel().split(".")
+    release = f"{parts[0]}.{int(parts[1]) + 1 if len(parts) > 1 and parts[1].isdigit() else 99}.0-1-gpulab"
+    return Package(name=f"linux-image-{release}", version="1", section="kernel",
+                   description="Linux kernel image (gpu-lab simulated: no NVIDIA module built for it)",
+                   files=(PkgFile(path=f"/boot/vmlinuz-{release}", content=f"gpu-lab simulated kernel {release}\n"),
+                          PkgFile(path=f"/lib/modules/{release}/modules.builtin", content="")))
+
+
 def drivers() -> list[Package]:
     out = []
     smi = [PkgFile(path=f"/usr/share/nvidia/gpu-lab-smi/{n}", content=_text("tools", "smi", n))
@@ -118,6 +146,7 @@ def drivers() -> list[Package]:
                 *_lib("libcuda", version, "1", "CUDA driver", ()),
                 PkgFile(path=f"/usr/src/nvidia-{version}/dkms.conf",
                         content=f'PACKAGE_NAME="nvidia"\nPACKAGE_VERSION="{version}"\n'),
+                _kernel_module(version, flavor),
             )
             suffix = "-open" if flavor == "open" else ""
             out.append(Package(
@@ -271,4 +300,5 @@ def container_toolkits() -> list[Package]:
 @cache
 def catalogue() -> tuple[Package, ...]:
     """Every simulated package, in a stable order."""
-    return tuple(drivers() + fabric_managers() + toolkits() + cudnn() + nccl() + dcgm() + container_toolkits())
+    return tuple(drivers() + fabric_managers() + toolkits() + cudnn() + nccl() + dcgm() + container_toolkits()
+                 + [kernel_update()])

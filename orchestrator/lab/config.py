@@ -21,7 +21,7 @@ SUITE = "bookworm"
 # Packages every lab host needs: sshd for Ansible, python3-apt for the apt module (the repo is air-gapped);
 # rpm, dnf (with its Python bindings for ansible.builtin.dnf) and dnf-plugins-core (versionlock) for the
 # lab's RPM-family hosts: Debian bookworm packages all of them (checked with apt-cache policy).
-ROOTFS_PACKAGES = ("openssh-server", "python3", "python3-apt", "iproute2", "procps", "sudo",
+ROOTFS_PACKAGES = ("openssh-server", "python3", "python3-apt", "iproute2", "procps", "sudo", "kmod",
                    "rpm", "dnf", "python3-dnf", "dnf-plugins-core")
 
 

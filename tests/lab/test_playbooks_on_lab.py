@@ -78,8 +78,10 @@ def test_bad_extra_vars_and_a_failed_install_are_results(lab: LabHandle) -> None
 def test_driver_upgrade_reboots_verifies_and_rolls_back(lab: LabHandle) -> None:
     host = "gpu-h100-01"
     boot = lab.boot_id(host)
+    # the fabric manager at the exact build the caller names (plans change it in its own step)
     up = play(lab, "upgrade_host.yml", host, upgrade_host_component="driver",
-           upgrade_host_version="580.95.05-0ubuntu1", upgrade_host_kernel_module="open")
+              upgrade_host_version="580.95.05-0ubuntu1", upgrade_host_kernel_module="open",
+              upgrade_driver_fabric_manager_version="580.95.05-1")
     assert up.status == "successful", up.host_messages(host)
     report = stats(up, host, "gpu_upgrade")
     assert report is not None
@@ -100,11 +102,13 @@ def test_driver_upgrade_reboots_verifies_and_rolls_back(lab: LabHandle) -> None:
 
     boot = lab.boot_id(host)
     again = play(lab, "upgrade_host.yml", host, upgrade_host_component="driver",
-              upgrade_host_version="580.95.05-0ubuntu1", upgrade_host_kernel_module="open")
+                 upgrade_host_version="580.95.05-0ubuntu1", upgrade_host_kernel_module="open",
+                 upgrade_driver_fabric_manager_version="580.95.05-1")
     assert again.status == "successful" and changed(again) == [] and lab.boot_id(host) == boot
 
     back = play(lab, "upgrade_host.yml", host, upgrade_host_component="driver",
-             upgrade_host_version="535.183.01-0ubuntu1", upgrade_host_kernel_module="proprietary")
+                upgrade_host_version="535.183.01-0ubuntu1", upgrade_host_kernel_module="proprietary",
+                upgrade_driver_fabric_manager_version="535.183.01-1")
     assert back.status == "successful", back.host_messages(host)
     smi = lab.ssh(host, "nvidia-smi --query-gpu=driver_version --format=csv,noheader")
     assert smi.stdout.split()[0] == "535.183.01"
@@ -264,3 +268,36 @@ def test_dcgm_change_restarts_the_host_engine_on_the_new_binary(lab: LabHandle) 
         back = play(lab, "upgrade_host.yml", host, upgrade_host_component="dcgm", upgrade_host_version="1:3.3.9")
         assert back.status == "successful", back.host_messages(host)
     assert _running_dcgm(lab, host) == "3.3.9"
+
+
+def test_no_reboot_into_a_kernel_without_the_planned_drivers_module(lab: LabHandle) -> None:
+    """A kernel update that nothing built the NVIDIA module for (the lab's linux-image-*-gpulab package) is
+    booted next: the reboot step fails before rebooting, naming the host, the kernel and what is missing."""
+    from orchestrator.lab.catalogue import kernel_update
+
+    host, kernel_pkg = "gpu-a100-01", kernel_update().name
+    release = kernel_pkg.removeprefix("linux-image-")
+    driver = {"upgrade_host_component": "driver", "upgrade_host_version": "580.95.05-0ubuntu1",
+              "upgrade_host_kernel_module": "proprietary", "upgrade_host_reboot": False}
+    try:
+        up = play(lab, "upgrade_host.yml", host, **driver)
+        assert up.status == "successful", up.host_messages(host)
+        modinfo = lab.ssh(host, "modinfo -F version /lib/modules/$(uname -r)/updates/dkms/nvidia.ko")
+        assert modinfo.stdout.strip() == "580.95.05"  # the real modinfo reads the package's module
+        installed = lab.ssh(host, f"apt-get install -y -q {kernel_pkg}", timeout=120)
+        assert installed.returncode == 0, installed.stderr
+        boot = lab.boot_id(host)
+        refused = play(lab, "reboot.yml", host, reboot_expect_driver="580.95.05", reboot_expect_flavor="proprietary")
+        assert refused.status == "failed" and lab.boot_id(host) == boot
+        line = f"{host}: kernel {release} (booted next) has no nvidia module, not driver 580.95.05"
+        assert any(line in m for m in refused.host_messages(host)), refused.host_messages(host)
+        removed = lab.ssh(host, f"apt-get remove -y -q {kernel_pkg}", timeout=120)
+        assert removed.returncode == 0, removed.stderr
+        rebooted = play(lab, "reboot.yml", host, reboot_expect_driver="580.95.05", reboot_expect_flavor="proprietary")
+        assert rebooted.status == "successful", rebooted.host_messages(host)
+        assert lab.boot_id(host) != boot
+    finally:
+        lab.ssh(host, f"apt-get remove -y -q {kernel_pkg}", timeout=120)
+        back = play(lab, "upgrade_host.yml", host, **{**driver, "upgrade_host_version": "535.183.01-0ubuntu1",
+                                                     "upgrade_host_reboot": True})
+        assert back.status == "successful", back.host_messages(host)

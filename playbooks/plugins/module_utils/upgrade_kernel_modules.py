@@ -1,0 +1,1 @@
+../../../orchestrator/hostside/kernel_modules.py
