@@ -62,3 +62,15 @@ class HostUnreachable(UpgradeError):
 
 class AnsibleError(UpgradeError):
     """Ansible itself could not be started (not a failed playbook: that is a result)."""
+
+
+class SchedulerError(UpgradeError):
+    """A workload scheduler's client command (``squeue``) could not be run or said something unreadable."""
+
+    def __init__(self, command: str, problem: str) -> None:
+        super().__init__(command, problem)
+        self.command = command
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return f"{self.command}: {self.problem}"

@@ -6,7 +6,7 @@ reach hosts, inventories, facts, the journal and the clock only through these.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -47,6 +47,23 @@ class FactSource(Protocol):
 
     def __call__(self, inventory_path: str | Path, hosts: list[InventoryHost], *,
                  limit: str | None = None) -> FactsSnapshot: ...
+
+
+@dataclass(frozen=True)
+class DrainEnds:
+    """When each host's jobs are expected to end (inventory name -> aware time); hosts without one are absent.
+
+    ``ignored``: lines of the scheduler's answer that could not be read (left out, reported as one warning).
+    """
+
+    ends: dict[str, datetime]
+    ignored: tuple[str, ...] = ()
+
+
+class DrainEndsSource(Protocol):
+    """The expected job ends of the given hosts (one ``squeue`` in production); raises SchedulerError."""
+
+    def __call__(self, hosts: Sequence[InventoryHost]) -> DrainEnds: ...
 
 
 Clock = Callable[[], datetime]

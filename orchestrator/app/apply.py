@@ -19,10 +19,11 @@ from orchestrator.adapters.state import STATE_DIR_ENV, state_store
 from orchestrator.app.baselines import measure_baselines
 from orchestrator.app.execute import Driver, Notify, RunObserver
 from orchestrator.app.gather import Inputs, gather
-from orchestrator.errors import UpgradeError
+from orchestrator.errors import SchedulerError, UpgradeError
+from orchestrator.model.inventory import InventoryHost
 from orchestrator.planner import Plan, Wave
 from orchestrator.planner.schedule import window_end
-from orchestrator.ports import JournalPort
+from orchestrator.ports import DrainEndsSource, JournalPort
 from orchestrator.run.decide import METRIC, RunContext
 from orchestrator.run.preflight import select_waves, stale_reasons, window_reason
 from orchestrator.run.stragglers import STRAGGLER_METRICS
@@ -72,6 +73,7 @@ class ApplyResult:
     hosts: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # host -> (wave, state, reason)
     already_done: list[str] = field(default_factory=list)  # waves asked for that had passed before: no new run
     observer_errors: list[str] = field(default_factory=list)  # a display or receiver that broke (never fatal)
+    warnings: list[str] = field(default_factory=list)  # something the run did without (never fatal)
 
 
 def _inputs(plan: Plan, inventory: Path | None, facts: Path | None) -> Inputs:
@@ -105,12 +107,15 @@ def apply(plan: Plan, plan_path: Path, wave_spec: str, *, inventory: Path | None
           actions: HostActions | None = None, notify: Notify | None = None, parallel: int | None = None,
           extravars: dict[str, Any] | None = None, sleep: Callable[[float], None] | None = None,
           observers: Sequence[RunObserver] = (), measure_before: bool = False, flow: bool = False,
-          drain_ends: dict[str, datetime] | None = None, share_window_s: float = 0.0) -> ApplyResult:
+          drain_ends: dict[str, datetime] | None = None, drain_source: DrainEndsSource | None = None,
+          share_window_s: float = 0.0) -> ApplyResult:
     """Run the selected waves of ``plan`` (resuming an interrupted run of the same plan).
 
     ``measure_before``: the hosts of the waves without a baseline run the level-1 gate first (app/baselines.py);
     ``flow``: after the canary, one sliding window in the policy's stages instead of wave barriers (run/flow.py);
-    ``drain_ends``: when each host's jobs are expected to end, for the drain-aware order;
+    ``drain_ends``: when each host's jobs are expected to end, for the drain-aware order; or ``drain_source``,
+    asked once for the selected hosts of a flowing run (adapters/drain_ends.py reads Slurm only); a source that
+    fails turns the drain-aware order off with a warning, the planned order is used;
     ``share_window_s`` > 0: hosts reaching the same step within it share one playbook run.
     """
     store = state_store(state)
@@ -170,7 +175,10 @@ def apply(plan: Plan, plan_path: Path, wave_spec: str, *, inventory: Path | None
                     (baselines if metric == METRIC else figure_baselines.setdefault(metric, {}))[host] = value
         if resumed and previous is not None:  # a resumed run keeps the model it started with
             flow = any(e.kind == "run_flow" for e in journal.events(run_id))
-        elif flow:
+        warnings: list[str] = []
+        if flow and drain_ends is None and drain_source is not None:
+            drain_ends, warnings = read_drain_ends(drain_source, [h for h in inputs.hosts if h.name in touched])
+        if flow and not resumed:
             journal.record(run_id, "run_flow", data={"drain_ends": len(drain_ends or {})})
         closes = None if ignore_window else window_end(when, plan.policy.windows)
         ctx = RunContext(plan, tuple(waves), baselines, parallel, ignore_window,
@@ -179,7 +187,8 @@ def apply(plan: Plan, plan_path: Path, wave_spec: str, *, inventory: Path | None
                          window_end=closes)
         report, broken = _drive(ctx, journal, run_id, port, notify, sleep, observers)
         hosts = {h: (r.wave, r.state.value, r.reason) for h, r in journal.host_states(run_id).items()}
-        return ApplyResult(run_id, report, resumed, lock.stale_holder, hosts, observer_errors=broken)
+        return ApplyResult(run_id, report, resumed, lock.stale_holder, hosts, observer_errors=broken,
+                           warnings=warnings)
 
 
 def rollback(plan: Plan, hosts: list[str], *, inventory: Path | None = None, state: str | Path | None = None,
@@ -204,6 +213,19 @@ def rollback(plan: Plan, hosts: list[str], *, inventory: Path | None = None, sta
         return ApplyResult(run_id, report, False, lock.stale_holder,
                            {h: (r.wave, r.state.value, r.reason) for h, r in states.items()},
                            observer_errors=broken)
+
+
+def read_drain_ends(source: DrainEndsSource, hosts: list[InventoryHost]) -> tuple[dict[str, datetime], list[str]]:
+    """Ask ``source`` once; its failure is a warning and no drain knowledge (the planned order), never a stop."""
+    try:
+        found = source(hosts)
+    except SchedulerError as exc:
+        return {}, [f"drain-aware order off: {exc}; the planned order is used"]
+    if not found.ignored:
+        return dict(found.ends), []
+    first = found.ignored[0][:120]
+    return dict(found.ends), [f"drain-aware order: {len(found.ignored)} line(s) of the scheduler's answer not "
+                              f"understood, left out (first: {first!r})"]
 
 
 def _pools(plan: Plan, hosts: list[str] | None = None) -> list[str]:

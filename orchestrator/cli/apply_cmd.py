@@ -18,6 +18,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.adapters.drain_ends import SlurmDrainEnds
 from orchestrator.adapters.extravars import extra_vars
 from orchestrator.adapters.metrics import RunMetrics
 from orchestrator.adapters.notify import Notifier
@@ -87,7 +88,7 @@ def watching(plan: Plan, output: OutputFormat, notify: list[str], metrics_port: 
 
 
 def _warn(watch: Watching, outcome: ApplyResult | None) -> None:
-    for line in [*watch.warnings, *(outcome.observer_errors if outcome else [])]:
+    for line in [*watch.warnings, *(outcome.observer_errors + outcome.warnings if outcome else [])]:
         err_console.print(Text("warning: ", style="yellow") + Text(line))
 
 
@@ -201,7 +202,8 @@ def apply_cmd(
     resume: bool = typer.Option(False, "--resume", help="Say so explicitly; an interrupted run resumes anyway."),
     parallel: int | None = typer.Option(None, "--parallel", min=1, help="At most this many hosts at once."),
     flow: bool = typer.Option(False, "--flow", help="After the canary, one sliding window in the policy's stages "
-                                                   "instead of wave barriers (README: flowing rollouts)."),
+                                                   "instead of wave barriers (README: flowing rollouts); Slurm hosts "
+                                                   "whose jobs end soonest first (one squeue)."),
     share_window: float = typer.Option(0.0, "--share-window", min=0.0, max=60.0,
                                        help="Hosts reaching the same step within this many seconds share one "
                                             "ansible-playbook run (0: one run per host and step)."),
@@ -235,7 +237,8 @@ def apply_cmd(
             outcome = apply(plan, plan_path, wave, inventory=inventory, facts=facts, state=state,
                             ignore_window=ignore_window, now=when, extravars=extravars, notify=watch.notify,
                             parallel=parallel, observers=watch.observers, measure_before=measure_baselines,
-                            flow=flow, share_window_s=share_window)
+                            flow=flow, drain_source=SlurmDrainEnds() if flow else None,
+                            share_window_s=share_window)
         _warn(watch, outcome)
     except Refused as exc:
         for reason in exc.reasons:
