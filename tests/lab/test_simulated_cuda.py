@@ -25,7 +25,7 @@ def _package(prefix: str, version_prefix: str = "") -> Package:
 
 
 def _build(pkg: Package, soname: str, into: Path) -> None:
-    [lib] = [f for f in pkg.files if f.compile is not None]
+    [lib] = [f for f in pkg.files if f.compile is not None and ".so" in f.path]
     _compile(lib.content, lib.compile or (), into / soname, pkg)
 
 
@@ -113,9 +113,19 @@ def test_ptx_newer_than_the_driver_is_refused(libs: Path, tmp_path: Path) -> Non
 
 
 def test_every_simulated_library_is_built_from_c() -> None:
-    built = {f.path.rsplit("/", 1)[-1].split(".so")[0] for p in catalogue() for f in p.files
+    built = {f.path.rsplit("/", 1)[-1].split(".so")[0].split(".ko")[0] for p in catalogue() for f in p.files
              if isinstance(f, PkgFile) and f.compile is not None}
-    assert built == {"libcuda", "libcudart", "libcudnn", "libnccl"}
+    assert built == {"libcuda", "libcudart", "libcudnn", "libnccl", "nvidia"}  # nvidia.ko: the kernel module
+
+
+def test_the_drivers_kernel_module_reads_as_its_version_under_modinfo(tmp_path: Path) -> None:
+    """The module each driver package ships for the running kernel: the real modinfo reads its version."""
+    pkg = _package("nvidia-driver-580-open", "580.95.05")
+    [module] = [f for f in pkg.files if f.path.endswith("/nvidia.ko")]
+    _compile(module.content, module.compile or (), tmp_path / "nvidia.ko", pkg)
+    out = subprocess.run(["modinfo", "-F", "version", str(tmp_path / "nvidia.ko")], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "580.95.05"
 
 
 def test_runtime_unplanned_takes_the_newest_installed_and_none_is_no_failure(libs: Path, tmp_path: Path) -> None:
