@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.support.lab import (
+    fresh,  # noqa: F401  (the starting fleet again, for one test)
     lab,  # noqa: F401  (the one lab fixture for every test folder)
     lab_in_the_way,
 )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import lzma
 import os
 import re
-import subprocess
 from typing import Callable, Dict, List, Optional, Tuple
 
 Runner = Callable[[List[str]], Tuple[int, str, str]]
@@ -74,17 +73,6 @@ def boot_kernel_problem(host: str, kernel: str, driver: str, modinfo_version: Op
     else:
         why = "neither a precompiled module package nor DKMS provides it"
     return "%s: kernel %s (booted next) has %s, not driver %s: %s" % (host, kernel, found, driver, why)
-
-
-def run_command(argv: List[str], timeout: float = 60.0) -> Tuple[int, str, str]:
-    """Run one program (argv, no shell); 127 when it is not installed, 124 when it hangs."""
-    try:
-        proc = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
-    except FileNotFoundError:
-        return 127, "", "%s: not found" % argv[0]
-    except subprocess.TimeoutExpired:
-        return 124, "", "%s: timed out" % argv[0]
-    return proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
 
 
 def _kernel_order(release: str) -> List[Tuple[int, object]]:
@@ -152,10 +140,10 @@ def installed_names(run: Runner) -> Dict[str, str]:
     return names
 
 
-def check_boot_kernel(host: str, driver: str, run: Runner = run_command, boot_dir: str = "/boot",
+def check_boot_kernel(host: str, driver: str, run: Runner, boot_dir: str = "/boot",
                       modules_root: str = "/lib/modules") -> Dict[str, object]:
     """Everything the pre-reboot check found, and ``problem``: one line when the kernel booted next has no
-    module of ``driver`` (None when it has)."""
+    module of ``driver`` (None when it has). ``run`` runs one program (the gate's ``run_command`` on hosts)."""
     kernel, found_by = next_boot_kernel(run, boot_dir)
     version = module_version(run, kernel, modules_root)
     rc, out, _ = run(["dkms", "status", "nvidia"])

@@ -4,10 +4,8 @@ the planned order, never a stopped run. Hosts are faked (FakeHosts); the failing
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,20 +16,15 @@ from orchestrator.app.apply import ApplyResult, apply
 from orchestrator.model.inventory import InventoryHost
 from orchestrator.planner import load_plan
 from orchestrator.ports import DrainEnds, DrainEndsSource
+from tests.support.example_plan import FACTS, NOW, write_example_plan
 from tests.support.fake_hosts import FakeHosts
 
 ROOT = Path(__file__).resolve().parents[2]
-FACTS = ROOT / "inventories" / "example" / "facts.json"
-NOW = datetime(2026, 11, 30, 21, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def plan_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("plan") / "example.plan.json"
-    subprocess.run([sys.executable, "-m", "orchestrator", "plan", "-i", "inventories/example", "plans/example.yaml",
-                    "--facts", str(FACTS), "-o", str(out), "--now", NOW.isoformat()],
-                   cwd=ROOT, check=True, capture_output=True)
-    return out
+    return write_example_plan(tmp_path_factory.mktemp("plan") / "example.plan.json")
 
 
 class Recorded:

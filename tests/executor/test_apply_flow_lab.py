@@ -12,7 +12,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,17 +25,6 @@ from tests.support.lab import LabHandle
 pytestmark = pytest.mark.lab
 REBOOT = ["-e", "upgrade_driver_reboot_timeout_s=40"]
 POLICY = {"canary": 1, "waves": ["100%"], "max_unavailable": 2, "soak": 0, "drain": {"timeout": 600}}
-
-
-@pytest.fixture()
-def fresh(lab: LabHandle, tmp_path: Path) -> Iterator[LabHandle]:
-    lab.lab.down()
-    lab.state = lab.lab.up(6, tmp_path / "inventory")
-    lab.inventory = Path(lab.state.inventory)
-    yield lab
-    lab.lab.down()
-    lab.state = lab.lab.up(6, tmp_path / "inventory-after")
-    lab.inventory = Path(lab.state.inventory)
 
 
 def flowing_training_order(plan_path: Path) -> list[str]:

@@ -13,7 +13,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,18 +32,6 @@ DRIVER_ONLY = {
                   "policy": {"max_unavailable": 1}},
 }
 FAST = ["-e", "upgrade_driver_reboot_timeout_s=40", "-e", "drain_timeout_s=120"]
-
-
-@pytest.fixture()
-def fresh(lab: LabHandle, tmp_path: Path) -> Iterator[LabHandle]:
-    """The lab brought back to its starting fleet for this test, and again afterwards for the next ones."""
-    lab.lab.down()
-    lab.state = lab.lab.up(6, tmp_path / "inventory")
-    lab.inventory = Path(lab.state.inventory)
-    yield lab
-    lab.lab.down()
-    lab.state = lab.lab.up(6, tmp_path / "inventory-after")
-    lab.inventory = Path(lab.state.inventory)
 
 
 def upgrade(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.executor.test_apply_lab import FAST, upgrade
-from tests.support.lab import LabHandle
+from tests.support.lab import LabHandle, restarted
 
 pytestmark = pytest.mark.lab
 HOST = "gpu-rpm-01"
@@ -23,13 +23,8 @@ PARTS = ("nvidia-open", "nvidia-driver", "kmod-nvidia-open-dkms")
 @pytest.fixture()
 def mixed(lab: LabHandle, tmp_path: Path) -> Iterator[LabHandle]:
     """A fresh mixed lab (six .deb hosts and one RPM host), put back to the usual six afterwards."""
-    lab.lab.down()
-    lab.state = lab.lab.up(6, tmp_path / "inventory", rpm=1)
-    lab.inventory = Path(lab.state.inventory)
-    yield lab
-    lab.lab.down()
-    lab.state = lab.lab.up(6, tmp_path / "inventory-after")
-    lab.inventory = Path(lab.state.inventory)
+    with restarted(lab, tmp_path, rpm=1) as handle:
+        yield handle
 
 
 def installed(lab: LabHandle) -> dict[str, str]:

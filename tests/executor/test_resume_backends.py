@@ -13,7 +13,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,12 +20,11 @@ import pytest
 from orchestrator.adapters.state import StateStore, state_store
 from orchestrator.app.apply import apply
 from orchestrator.planner import load_plan
+from tests.support.example_plan import FACTS, NOW, write_example_plan
 from tests.support.filefleet import FileFleet
 from tests.support.postgres import Postgres, fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
-FACTS = ROOT / "inventories" / "example" / "facts.json"
-NOW = datetime(2026, 11, 30, 21, 0, tzinfo=UTC)
 
 CHILD = textwrap.dedent("""
     import sys
@@ -45,11 +43,7 @@ CHILD = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def plan_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("plan") / "example.plan.json"
-    subprocess.run([sys.executable, "-m", "orchestrator", "plan", "-i", "inventories/example", "plans/example.yaml",
-                    "--facts", str(FACTS), "-o", str(out), "--now", NOW.isoformat()],
-                   cwd=ROOT, check=True, capture_output=True)
-    return out
+    return write_example_plan(tmp_path_factory.mktemp("plan") / "example.plan.json")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,17 +20,6 @@ from tests.support.lab import LabHandle
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.lab
-
-
-@pytest.fixture()
-def fresh(lab: LabHandle, tmp_path: Path) -> Iterator[LabHandle]:
-    lab.lab.down()
-    lab.state = lab.lab.up(6, tmp_path / "inventory")
-    lab.inventory = Path(lab.state.inventory)
-    yield lab
-    lab.lab.down()
-    lab.state = lab.lab.up(6, tmp_path / "inventory-after")
-    lab.inventory = Path(lab.state.inventory)
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -4,7 +4,6 @@ repository for RHEL 9; ``ansible.builtin.dnf`` installs, is refused by a version
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -13,7 +12,7 @@ from orchestrator.adapters.inventory import load_inventory
 from orchestrator.hostside.collector import parse_os_release, rpm_family
 from orchestrator.model.fleet import build_fleet
 from orchestrator.model.stack import PackageSource
-from tests.support.lab import LabHandle
+from tests.support.lab import LabHandle, restarted
 
 pytestmark = pytest.mark.lab
 HOST = "gpu-rpm-01"
@@ -26,13 +25,8 @@ DNF4 = "use_backend=dnf4"
 @pytest.fixture(scope="module")
 def lab(lab: LabHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
     """The session's lab with one RPM-family host added (``lab up --rpm-hosts 1``), put back afterwards."""
-    lab.lab.down()
-    lab.state = lab.lab.up(6, tmp_path_factory.mktemp("rpm-inventory"), rpm=1)
-    lab.inventory = Path(lab.state.inventory)
-    yield lab
-    lab.lab.down()
-    lab.state = lab.lab.up(6, tmp_path_factory.mktemp("inventory-after-rpm"))
-    lab.inventory = Path(lab.state.inventory)
+    with restarted(lab, tmp_path_factory.mktemp("rpm-lab"), rpm=1) as handle:
+        yield handle
 
 
 def evr(lab: LabHandle, pkg: str) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,10 +19,9 @@ from orchestrator.model.stack import SoftwareStack
 from orchestrator.planner import Plan, load_plan
 from orchestrator.planner.model import Step, StepKind
 from orchestrator.ports import StepOutcome
+from tests.support.example_plan import FACTS, NOW, write_example_plan
 
 ROOT = Path(__file__).resolve().parents[2]
-FACTS = ROOT / "inventories" / "example" / "facts.json"
-NOW = datetime(2026, 11, 30, 21, 0, tzinfo=UTC)
 
 
 class FakeFleet:
@@ -52,11 +50,7 @@ class FakeFleet:
 
 @pytest.fixture()
 def plan_path(tmp_path: Path) -> Path:
-    out = tmp_path / "example.plan.json"
-    subprocess.run([sys.executable, "-m", "orchestrator", "plan", "-i", "inventories/example", "plans/example.yaml",
-                    "--facts", str(FACTS), "-o", str(out), "--now", NOW.isoformat()],
-                   cwd=ROOT, check=True, capture_output=True)
-    return out
+    return write_example_plan(tmp_path / "example.plan.json")
 
 
 def _apply(plan_path: Path, state: Path, fleet: FakeFleet, wave: str):  # type: ignore[no-untyped-def]

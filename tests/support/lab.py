@@ -1,6 +1,7 @@
 """The one session-scoped lab fixture (registered in tests/conftest.py for every test folder): brings
 the lab up once (building the rootfs on first use, cached on disk), hands tests a :class:`LabHandle`, and
-tears it down at the end, stopping only what it started."""
+tears it down at the end, stopping only what it started. ``fresh`` (also registered there) gives one test the
+starting fleet again; ``restarted`` does the same for any fleet shape and scope."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -56,6 +58,12 @@ class LabHandle:
     def slurm(self, *args: str) -> str:
         return slurm.run(self.lab.paths, *args)
 
+    def restart(self, inventory_dir: Path, rpm: int = 0) -> None:
+        """Take the lab down and bring up the starting fleet (six hosts, and ``rpm`` RPM-family hosts)."""
+        self.lab.down()
+        self.state = self.lab.up(6, inventory_dir, rpm=rpm)
+        self.inventory = Path(self.state.inventory)
+
     def boot_id(self, host: str) -> str:
         return (self.lab.read_file(host, "/proc/sys/kernel/random/boot_id") or "").strip()
 
@@ -72,3 +80,20 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
         yield LabHandle(the_lab, state, Path(state.inventory))
     finally:
         the_lab.down()
+
+
+@contextmanager
+def restarted(handle: LabHandle, where: Path, rpm: int = 0) -> Iterator[LabHandle]:
+    """The lab on its starting fleet (plus ``rpm`` RPM hosts) inside, the usual six hosts again afterwards."""
+    handle.restart(where / "inventory", rpm)
+    try:
+        yield handle
+    finally:
+        handle.restart(where / "inventory-after")
+
+
+@pytest.fixture()
+def fresh(lab: LabHandle, tmp_path: Path) -> Iterator[LabHandle]:
+    """The lab brought back to its starting fleet for this test, and again afterwards for the next ones."""
+    with restarted(lab, tmp_path) as handle:
+        yield handle

@@ -10,7 +10,8 @@ description:
   - Finds the kernel the host boots next (grubby's default, else the newest /boot/vmlinuz-*, else the running
     kernel), the version of its nvidia module (modinfo -k, else the nvidia.ko file under /lib/modules/KERNEL),
     DKMS's status and whether the module comes precompiled or from DKMS (installed packages).
-  - Runs orchestrator/hostside/kernel_modules.py (shipped as module_utils). Read-only; runs in check mode.
+  - Runs orchestrator/hostside/kernel_modules.py with the gate's command runner (both shipped as module_utils).
+    Read-only; runs in check mode.
 options:
   host:
     description: The host's inventory name, for the one line that names what is missing.
@@ -38,14 +39,18 @@ problem:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.gpu_fleet.upgrade.plugins.module_utils.upgrade_host_gate import run_command
 from ansible_collections.gpu_fleet.upgrade.plugins.module_utils.upgrade_kernel_modules import check_boot_kernel
+
+COMMAND_TIMEOUT_S = 60
 
 
 def main():
     module = AnsibleModule(argument_spec={"host": {"type": "str", "required": True},
                                           "expect_driver": {"type": "str", "required": True}},
                            supports_check_mode=True)
-    found = check_boot_kernel(module.params["host"], module.params["expect_driver"])
+    found = check_boot_kernel(module.params["host"], module.params["expect_driver"],
+                              lambda argv: run_command(argv, COMMAND_TIMEOUT_S))
     module.exit_json(changed=False, **found)
 
 
