@@ -18,11 +18,10 @@ from typing import Any
 import pytest
 
 from orchestrator.lab.faults import Fault
-from tests.executor.test_apply_lab import DRIVER_ONLY, apply, fresh, live_facts, make_plan, node_state
+from tests.executor.test_apply_lab import DRIVER_ONLY, apply, live_facts, make_plan, node_state
 from tests.support.lab import LabHandle
 
 pytestmark = pytest.mark.lab
-__all__ = ["fresh"]
 START, TARGET = "535.183.01", "580.95.05"
 
 
