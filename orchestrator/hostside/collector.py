@@ -49,7 +49,10 @@ _PKG_PATTERNS = {
 _DPKG_QUERY = [
     "dpkg-query", "-W", "-f", "${Package}\\t${Version}\\t${db:Status-Abbrev}\\n",
     "nvidia-*", "cuda-toolkit-*", "cuda-drivers*", "libcudnn*", "cudnn*", "libnccl*", "datacenter-gpu-manager*",
+    "linux-image-*", "linux-headers-*", "linux-modules-*",
 ]
+# RHEL's kernel packages (one name for every kernel build): indexed at the running build and newer.
+RPM_KERNEL_PACKAGES = ("kernel", "kernel-core", "kernel-modules", "kernel-devel")
 _RPM_QUERY = ["rpm", "-qa", "--qf", "%{NAME}\\t%{EPOCH}:%{VERSION}-%{RELEASE}\\tii \\n"]
 # os-release IDs (and ID_LIKE words) of the RPM family: its packages come from dnf even where dpkg exists.
 RPM_FAMILY = ("rhel", "rocky", "almalinux", "centos", "ol", "fedora", "amzn")
@@ -312,7 +315,8 @@ def collect(run: RunCommand, read: ReadFile, listdir: ListDir, resolve: ResolveL
     problems: list[str] = []
     facts: Facts = {"schema_version": SCHEMA_VERSION, "problems": problems}
 
-    facts["kernel"] = _first_line(run(["uname", "-r"])[1])
+    # the running kernel's release, as ``uname -r`` prints it (the lab's simulated boot shows it here too)
+    facts["kernel"] = (read("/proc/sys/kernel/osrelease") or "").strip() or _first_line(run(["uname", "-r"])[1])
     os_text = read("/etc/os-release")
     facts["os"] = parse_os_release(os_text) if os_text else None
     facts["boot_id"] = (read("/proc/sys/kernel/random/boot_id") or "").strip() or None
@@ -325,7 +329,7 @@ def collect(run: RunCommand, read: ReadFile, listdir: ListDir, resolve: ResolveL
     facts["held_packages"] = held_packages(pkg_text) if not rpm else _versionlocked(read, packages)
     from_pkgs = components_from_packages(packages)
 
-    index = _package_index(run, problems, rpm)
+    index = _package_index(run, problems, rpm, facts["kernel"] or "")
     source, evidence = detect_source(rpm, index["manager"], packages, index["available"],
                                      _repo_texts(read, listdir, rpm))
     index["source"], index["source_evidence"] = source, evidence
@@ -406,11 +410,32 @@ def _versionlocked(read: ReadFile, installed: Dict[str, str]) -> List[str]:
     return [n for n in parse_versionlock(text) if n in installed]
 
 
-def _package_index(run: RunCommand, problems: list[str], rpm: bool = False) -> Facts:
-    """Every build the host's repositories offer for the GPU stack's package families (apt or dnf)."""
+def _kernel_key(release: str) -> List[int]:
+    return [int(n) for n in re.findall(r"\d+", release)]
+
+
+def kernel_packages(names: List[str], running: str) -> List[str]:
+    """apt: the kernel packages (image, modules, headers) of the running kernel's flavour at its release or
+    newer: the releases a plan may move to, without the archive's hundreds of other kernels."""
+    m = re.match(r"^(\d+\.\d+\.\d+-\d+)-(.+)$", running)
+    if not m:
+        return []
+    flavour, floor = m.group(2), _kernel_key(m.group(1))
+    out = []
+    for name in names:
+        k = re.match(r"^linux-(?:image|headers|modules)-(\d+\.\d+\.\d+-\d+)-(.+)$", name)
+        if k and k.group(2) == flavour and _kernel_key(k.group(1)) >= floor:
+            out.append(name)
+    return out
+
+
+def _package_index(run: RunCommand, problems: list[str], rpm: bool = False, kernel: str = "") -> Facts:
+    """Every build the host's repositories offer for the GPU stack's package families (apt or dnf), and the
+    kernels the host could move to."""
     rc, out, err = (127, "", "") if rpm else run(["apt-cache", "pkgnames"])
     if rc != 127:
-        names = sorted(n for n in out.split() if n.startswith(INDEX_PREFIXES))
+        every = out.split()
+        names = sorted(set(n for n in every if n.startswith(INDEX_PREFIXES)) | set(kernel_packages(every, kernel)))
         available: Dict[str, List[str]] = {}
         if names:
             rc, out, err = run(["apt-cache", "madison", *names])
@@ -418,11 +443,17 @@ def _package_index(run: RunCommand, problems: list[str], rpm: bool = False) -> F
                 problems.append("apt-cache madison failed (rc %d): %s" % (rc, _first_line(err)))
             available = parse_madison(out)
         return {"manager": "apt", "available": available}
-    rc, out, err = run(_DNF_QUERY + [p + "*" for p in INDEX_PREFIXES])
+    rc, out, err = run(_DNF_QUERY + [p + "*" for p in INDEX_PREFIXES] + list(RPM_KERNEL_PACKAGES))
     if rc != 127:
         if rc != 0:
             problems.append("dnf repoquery failed (rc %d): %s" % (rc, _first_line(err)))
-        return {"manager": "dnf", "available": parse_repoquery(out)}
+        available = parse_repoquery(out)
+        floor = _kernel_key(kernel)
+        for name in RPM_KERNEL_PACKAGES:  # the running kernel's build and newer ones
+            if name in available:
+                kept = [b for b in available[name] if _kernel_key(b.split(":")[-1]) >= floor[:len(_kernel_key(b))]]
+                available[name] = kept
+        return {"manager": "dnf", "available": {k: v for k, v in available.items() if v}}
     problems.append("neither apt-cache nor dnf found: the builds the repositories offer are unknown")
     return {"manager": "unknown", "available": {}}
 

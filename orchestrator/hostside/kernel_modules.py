@@ -95,7 +95,16 @@ def next_boot_kernel(run: Runner, boot_dir: str = "/boot") -> Tuple[str, str]:
         images = []
     if images:
         return max(images, key=_kernel_order), "the newest %s/vmlinuz-*" % boot_dir
-    return os.uname().release, "the running kernel (no kernel image in %s)" % boot_dir
+    return running_kernel(), "the running kernel (no kernel image in %s)" % boot_dir
+
+
+def running_kernel() -> str:
+    """``uname -r``, read where the lab's simulated boot shows it too."""
+    try:
+        with open("/proc/sys/kernel/osrelease") as fh:
+            return fh.read().strip() or os.uname().release
+    except OSError:
+        return os.uname().release
 
 
 def _modinfo_field(data: bytes) -> Optional[str]:
@@ -141,10 +150,15 @@ def installed_names(run: Runner) -> Dict[str, str]:
 
 
 def check_boot_kernel(host: str, driver: str, run: Runner, boot_dir: str = "/boot",
-                      modules_root: str = "/lib/modules") -> Dict[str, object]:
-    """Everything the pre-reboot check found, and ``problem``: one line when the kernel booted next has no
-    module of ``driver`` (None when it has). ``run`` runs one program (the gate's ``run_command`` on hosts)."""
+                      modules_root: str = "/lib/modules", expect_kernel: str = "") -> Dict[str, object]:
+    """Everything the pre-reboot check found, and ``problem``: one line when the kernel booted next is not
+    ``expect_kernel`` (when given) or has no module of ``driver`` (None when all is well). ``run`` runs one
+    program (the gate's ``run_command`` on hosts)."""
     kernel, found_by = next_boot_kernel(run, boot_dir)
+    if expect_kernel and kernel != expect_kernel:
+        return {"kernel": kernel, "found_by": found_by, "module_version": None, "packaging": None, "dkms": [],
+                "problem": "%s: boots kernel %s next (%s), not the planned %s" % (host, kernel, found_by,
+                                                                                 expect_kernel)}
     version = module_version(run, kernel, modules_root)
     rc, out, _ = run(["dkms", "status", "nvidia"])
     dkms = parse_dkms_status(out) if rc == 0 else []

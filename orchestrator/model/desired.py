@@ -25,7 +25,14 @@ from orchestrator.knowledge.findings import Workload
 from orchestrator.loading import parse_yaml, read_text, validate
 from orchestrator.model.policy import PoolPolicy, PoolRules, RolloutPolicy
 from orchestrator.model.stack import FormatVersion, KernelModuleFlavor, SoftwareStack, StrictModel
-from orchestrator.model.versions import ComponentVersion, CudaVersion, CudnnVersion, DriverVersion, NcclVersion
+from orchestrator.model.versions import (
+    ComponentVersion,
+    CudaVersion,
+    CudnnVersion,
+    DriverVersion,
+    KernelVersion,
+    NcclVersion,
+)
 
 
 class DesiredStateError(InputError):
@@ -43,6 +50,9 @@ class TargetStack(StrictModel):
     fabric_manager: DriverVersion | None = None
     container_toolkit: ComponentVersion | None = None
     dcgm: ComponentVersion | None = None
+    kernel: KernelVersion | None = Field(
+        default=None, description="the kernel release hosts boot (`uname -r`), installed with its NVIDIA module; "
+        "left out, the kernel is not managed (hygiene holds it)")
 
     def applied_to(self, current: SoftwareStack) -> SoftwareStack:
         """The stack a host will have after the upgrade: its current one with the managed parts replaced."""

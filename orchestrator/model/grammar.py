@@ -14,6 +14,8 @@ import re
 BUILD = re.compile(r"^(?:\d{1,9}:)?[0-9][A-Za-z0-9.+~^_-]{0,127}$")
 # Debian (lower case) and RPM (mixed case, underscores) package names.
 PACKAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+# ``uname -r``: 6.8.0-90-generic, 5.14.0-570.el9.x86_64
+KERNEL_RELEASE = re.compile(r"^[0-9][A-Za-z0-9._+~-]{0,127}$")
 UPSTREAM = re.compile(r"^[0-9]+(?:\.[0-9]+){0,3}$")
 # A Slurm node name: one node, no hostlist ranges (``gpu[1-6]``), no lists (``a,b``), no spaces.
 SLURM_NODE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62})$")
@@ -43,6 +45,10 @@ _VAR_GRAMMAR: dict[str, re.Pattern[str] | frozenset[str]] = {
     "gate_expect_driver": re.compile(r"^(?:[0-9]+(?:\.[0-9]+){0,3})?$"),
     "reboot_expect_driver": UPSTREAM,
     "reboot_expect_flavor": FLAVOR,
+    # the kernel step: the release booted next (``uname -r``), the packages removed on a way back
+    "upgrade_host_kernel_release": KERNEL_RELEASE,
+    "reboot_expect_kernel": KERNEL_RELEASE,
+    "upgrade_host_kernel_remove": re.compile(rf"^{PACKAGE.pattern[1:-1]}(?:,{PACKAGE.pattern[1:-1]}){{0,15}}$"),
 }
 _NUMERIC_VARS = frozenset({"drain_timeout_s", "gate_level"})
 _BOOL_VARS = frozenset({"upgrade_host_reboot", "upgrade_fabric_manager_start", "upgrade_package_hold", "gate_fail",

@@ -223,6 +223,7 @@ class Estimates(StrictModel):
     nccl: Duration = 60
     container_toolkit: Duration = 60
     dcgm: Duration = 60
+    kernel: Duration = 180
     reboot: Duration = 300
     verify: Duration = 60
     uncordon: Duration = 30

@@ -151,8 +151,9 @@ class Classifier:
         order = finder.order(hw, stack, target)
         steps = ordered_steps(step_graph(stack, target, order, gates, self.policy.estimates))
         back = _rollback_steps(finder, hw, stack, target, gates, self.policy)
-        packages = sorted({n for c in MANAGED for s in (stack, target)
-                           if (n := package_name(c, s, naming)) is not None})
+        packages = sorted({n for c in MANAGED for s in (stack, target)  # every host has a kernel: named when moved
+                           if (c != "kernel" or stack.kernel != target.kernel)
+                           and (n := package_name(c, s, naming)) is not None})
         return _Judged(target, False, (), findings, order, steps, critical_path_s(steps), back, tuple(packages))
 
     def _finder(self, ctx: CheckContext) -> OrderFinder:

@@ -25,7 +25,9 @@ from orchestrator.knowledge import CheckContext, Hardware, Knowledge, Severity, 
 from orchestrator.model.stack import SoftwareStack
 
 DRIVER_UNIT = ("kernel_module", "driver", "fabric_manager")
-UNITS: tuple[tuple[str, ...], ...] = (DRIVER_UNIT, ("cuda",), ("cudnn",), ("nccl",), ("container_toolkit",),
+# The kernel moves after the driver (its NVIDIA module is then the planned driver's: precompiled package or DKMS
+# build), before the one reboot; on a way back it moves first.
+UNITS: tuple[tuple[str, ...], ...] = (DRIVER_UNIT, ("kernel",), ("cuda",), ("cudnn",), ("nccl",), ("container_toolkit",),
                                       ("dcgm",))
 MANAGED = tuple(c for unit in UNITS for c in unit)
 

@@ -82,7 +82,57 @@ def package_name(component: str, target: SoftwareStack, naming: Naming = Naming(
         return "datacenter-gpu-manager-4-core" if target.dcgm.major >= 4 else "datacenter-gpu-manager"
     if component == "container_toolkit":
         return None if target.container_toolkit is None else "nvidia-container-toolkit"
+    if component == "kernel":
+        if target.kernel is None:
+            return None
+        # RHEL: the ``kernel`` package at ``version-release`` (the release without its arch); Debian and Ubuntu:
+        # one image package per release, ``linux-image-6.8.0-90-generic``.
+        return "kernel" if src is PackageSource.CUDA_DNF else f"linux-image-{target.kernel}"
     return None
+
+
+_RPM_ARCH = re.compile(r"\.(?:x86_64|aarch64|ppc64le|s390x)$")
+
+
+def kernel_build(release: str) -> str:
+    """``5.14.0-570.el9.x86_64`` -> ``5.14.0-570.el9``: the RPM version-release of a kernel release."""
+    return _RPM_ARCH.sub("", release)
+
+
+def kernel_companions(target: SoftwareStack, naming: Naming, build: str,
+                      offered: dict[str, tuple[str, ...]] | dict[str, list[str]]) -> tuple[tuple[str, ...], str | None]:
+    """The packages installed and held with the kernel image at its exact ``build``, each only where offered at
+    that build, and why the kernel would boot without an NVIDIA module (None when it has one).
+
+    RHEL (CUDA repository): ``kernel-core``, ``kernel-modules`` and ``kernel-devel``, which DKMS
+    (``kmod-nvidia-*-dkms``) builds the module against. Debian/Ubuntu: ``linux-modules-<K>``, then either the
+    archive's precompiled ``linux-modules-nvidia-<branch>[-server][-open]-<K>`` (Ubuntu archive, same build as the
+    kernel: https://packages.ubuntu.com/noble-updates/linux-modules-nvidia-580-server-open-6.8.0-90-generic) or
+    ``linux-headers-<K>`` for DKMS.
+    """
+    assert target.kernel is not None
+    release = str(target.kernel)
+    at_build = lambda name: build in offered.get(name, ())  # noqa: E731
+    if naming.source is PackageSource.CUDA_DNF:
+        names = tuple(n for n in ("kernel-core", "kernel-modules", "kernel-devel") if at_build(n))
+        if "kernel-devel" not in names:
+            return names, f"kernel-devel {build} is not offered: DKMS cannot build the NVIDIA module for {release}"
+        return names, None
+    names = [n for n in (f"linux-modules-{release}",) if at_build(n)]
+    precompiled = None
+    if naming.source is PackageSource.UBUNTU and target.driver is not None:
+        is_open = target.kernel_module == KernelModuleFlavor.OPEN
+        series = f"{target.driver.major}{'-server' if naming.server else ''}{'-open' if is_open else ''}"
+        precompiled = f"linux-modules-nvidia-{series}-{release}"
+    headers = f"linux-headers-{release}"
+    if precompiled is not None and at_build(precompiled):
+        names.append(precompiled)
+    elif at_build(headers):
+        names.append(headers)
+    else:
+        wanted = f"{precompiled} or {headers}" if precompiled else headers
+        return tuple(names), f"{wanted} {build} is not offered: kernel {release} would boot without an NVIDIA module"
+    return tuple(names), None
 
 
 def driver_extras(target: SoftwareStack, naming: Naming, kernel: str | None,
@@ -156,6 +206,8 @@ def newest(builds: Iterable[str], manager: str = "apt") -> str | None:
 def matches(component: str, planned: str, build: str) -> bool:
     """Does ``build`` carry the planned version? A shorter version matches its updates (CUDA ``13.0`` any
     ``13.0.x``, cuDNN ``9.17.0`` the build ``9.17.0.29``); NCCL's ``+cudaX.Y`` must match too."""
+    if component == "kernel":  # RPM: the release's version-release; dpkg: the image package names the release
+        return build.split(":")[-1] == kernel_build(planned) or planned.startswith(upstream(build) + "-")
     planned_up = upstream(planned).split("+")[0]
     up = upstream(build).split("+")[0]
     if component == "nccl" and "+cuda" in planned and build.split("+")[-1] != planned.split("+")[-1]:

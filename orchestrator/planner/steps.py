@@ -15,20 +15,23 @@ import networkx as nx
 from orchestrator.model.grammar import is_build
 from orchestrator.model.policy import Estimates, Gate, WorkloadGate
 from orchestrator.model.stack import Host, SoftwareStack
+from orchestrator.model.versions import KernelVersion
 from orchestrator.planner.model import Step, StepKind, VarValue
 from orchestrator.planner.packages import (
     Naming,
     companions,
     cudnn_cuda_major,
     driver_extras,
+    kernel_build,
+    kernel_companions,
     matches,
     package_name,
     pick_build,
     upstream,
 )
 
-# Components whose change replaces the loaded kernel module, so the host must reboot.
-KERNEL_MODULE_COMPONENTS = frozenset({"driver", "kernel_module"})
+# Components whose change replaces the loaded kernel module or the kernel, so the host must reboot.
+KERNEL_MODULE_COMPONENTS = frozenset({"driver", "kernel_module", "kernel"})
 
 
 def _text(value: object | None) -> str | None:
@@ -125,9 +128,12 @@ def pin_steps(steps: tuple[Step, ...], pin: Pinning) -> tuple[tuple[Step, ...], 
     problems: list[str] = []
     reboot_later = any(s.kind == StepKind.REBOOT for s in steps)
     own_fm_step = any(s.component == "fabric_manager" for s in steps)
+    kernel_moves = any(s.component == "kernel" for s in steps)
     out = []
     for step in steps:
         update = _playbook(step, pin, reboot_later, problems, own_fm_step)
+        if kernel_moves and step.kind == StepKind.REBOOT and pin.stack.kernel is not None:
+            update["vars"] = {**update["vars"], "reboot_expect_kernel": str(pin.stack.kernel)}  # type: ignore[dict-item]
         out.append(step.model_copy(update=update))
     return tuple(out), problems
 
@@ -177,6 +183,8 @@ def _playbook(step: Step, pin: Pinning, reboot_later: bool, problems: list[str],
             fm = _build("fabric_manager", pin, problems)
             if fm is not None and fm[1]:
                 variables["upgrade_driver_fabric_manager_version"] = fm[1]
+    if step.component == "kernel":
+        variables.update(_kernel_vars(step, pin, version, problems))
     if step.component == "cudnn":
         variables["upgrade_host_cudnn_cuda_major"] = str(cudnn_cuda_major(stack))
     if step.component == "fabric_manager":
@@ -204,3 +212,35 @@ def _build(component: str, pin: Pinning, problems: list[str]) -> tuple[str, str]
                         f"offered: {have})")
         return package, ""
     return package, build
+
+
+def _kernel_vars(step: Step, pin: Pinning, build: str, problems: list[str]) -> dict[str, VarValue]:
+    """The kernel step: the release booted next, the packages installed and held with its image (its NVIDIA
+    module among them), and on a way back the packages of the kernel left behind (removed, so that the boot
+    loader's newest entry is the planned kernel again; the planned one is still installed)."""
+    stack, offered = pin.stack, pin.host.packages.available
+    release = str(stack.kernel)
+    out: dict[str, VarValue] = {"upgrade_host_kernel_release": release}
+    if pin.prefer_installed:  # back to the kernel the host had: hold what of it is installed
+        installed = pin.host.packages.installed
+        names: tuple[str, ...] = kernel_companions(stack, pin.naming, build, {n: (build,) for n in installed})[0]
+    else:
+        names, missing = kernel_companions(stack, pin.naming, build, offered)
+        if missing:
+            problems.append(missing)
+    if names:
+        out["upgrade_host_with_packages"] = ",".join(names)
+    left = step.from_version
+    if left and left != release:
+        old = stack.model_copy(update={"kernel": KernelVersion(left)})
+        old_package = package_name("kernel", old, pin.naming)
+        old_build = kernel_build(left)
+        if pin.naming.source.manager == "dnf":  # one package name for every kernel: name-version-release
+            old_names = ("kernel", *kernel_companions(old, pin.naming, old_build, offered)[0])
+            remove = tuple(f"{n}-{old_build}" for n in old_names)
+        else:
+            found = [b for b in offered.get(old_package or "", ()) if matches("kernel", left, b)]
+            remove = (old_package or "", *(kernel_companions(old, pin.naming, found[0], offered)[0] if found else ()))
+        if KernelVersion(left) > KernelVersion(release):
+            out["upgrade_host_kernel_remove"] = ",".join(n for n in remove if n)
+    return out

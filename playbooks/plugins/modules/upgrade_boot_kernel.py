@@ -21,6 +21,10 @@ options:
     description: Upstream driver version the module must have, e.g. 580.95.05.
     type: str
     required: true
+  expect_kernel:
+    description: The kernel release the host must boot next (uname -r); empty, any kernel.
+    type: str
+    default: ""
 """
 
 RETURN = r"""
@@ -47,10 +51,12 @@ COMMAND_TIMEOUT_S = 60
 
 def main():
     module = AnsibleModule(argument_spec={"host": {"type": "str", "required": True},
-                                          "expect_driver": {"type": "str", "required": True}},
+                                          "expect_driver": {"type": "str", "required": True},
+                                          "expect_kernel": {"type": "str", "default": ""}},
                            supports_check_mode=True)
     found = check_boot_kernel(module.params["host"], module.params["expect_driver"],
-                              lambda argv: run_command(argv, COMMAND_TIMEOUT_S))
+                              lambda argv: run_command(argv, COMMAND_TIMEOUT_S),
+                              expect_kernel=module.params["expect_kernel"])
     module.exit_json(changed=False, **found)
 
 
