@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.adapters.facts import load_snapshot
 from orchestrator.errors import FactsError
 from orchestrator.hostside.collector import (
     classify_nvidia_smi_failure,
@@ -21,7 +22,7 @@ from orchestrator.hostside.collector import (
     parse_proc_driver_version,
     parse_query_gpu_csv,
 )
-from orchestrator.model.facts import DriverStatus, HostFacts, parse_host_facts
+from orchestrator.model.facts import DriverStatus, HostFacts, KernelModuleFacts, parse_host_facts
 from orchestrator.model.stack import KernelModuleFlavor
 from orchestrator.model.versions import CudaVersion, DriverVersion, NcclVersion
 from tests.support.simhost import SimHost
@@ -31,7 +32,7 @@ CAPTURES = Path(__file__).parent / "fixtures" / "real-gpu" / "h100-r580"
 
 def facts_of(host: SimHost) -> HostFacts:
     return parse_host_facts("node", "2026-11-25T00:00:00+00:00", collect(host.run, host.read, host.listdir,
-                                                                        host.resolve))
+                                                                        host.resolve, host.modules_root))
 
 
 # ---- real captures
@@ -203,3 +204,99 @@ def test_models_the_catalogue_lacks_are_described_by_the_host(name: str, archite
 def test_catalogued_models_stay_catalogued(name: str, canonical: str) -> None:
     model = facts_of(SimHost(gpu_name=name, gpu_count=1, architecture="N/A", compute_cap="")).gpu_model()
     assert model is not None and model.catalogued and model.name == canonical
+
+
+# ---- the kernel module: packaging, DKMS builds, the installed kernels that have one
+
+def modules_tree(root: Path, kernels: dict[str, bytes | None]) -> str:
+    """/lib/modules of a host: one folder per installed kernel, with the nvidia.ko DKMS wrote where given (an
+    object whose .modinfo section carries the version, as the module's does)."""
+    for kernel, module in kernels.items():
+        folder = root / kernel / "kernel"
+        folder.mkdir(parents=True)
+        if module is not None:
+            (root / kernel / "updates" / "dkms").mkdir(parents=True)
+            (root / kernel / "updates" / "dkms" / "nvidia.ko").write_bytes(module)
+    return str(root)
+
+
+def test_dkms_host_reports_what_dkms_built_for_which_kernel(tmp_path: Path) -> None:
+    # DKMS 3 (Ubuntu 24.04): module/version; a build not installed yet; another module's line is not nvidia's
+    status = ("nvidia/580.95.05, 6.8.0-45-generic, x86_64: installed\n"
+              "nvidia/580.95.05, 6.8.0-48-generic, x86_64: installed\n"
+              "nvidia/580.95.05, 6.8.0-49-generic, x86_64: built\n"
+              "nvidia/535.183.01: added\n")
+    root = modules_tree(tmp_path, {"6.8.0-45-generic": None, "6.8.0-48-generic": None, "6.8.0-49-generic": None})
+    host = SimHost(packages={"nvidia-driver-580-open": "580.95.05-0ubuntu1",
+                             "nvidia-dkms-580-open": "580.95.05-0ubuntu1"},
+                   dkms_status=status, modinfo={"6.8.0-45-generic": "580.95.05", "6.8.0-48-generic": "580.95.05"},
+                   modules_root=root)
+    facts = facts_of(host)
+    assert facts.kernel_modules == KernelModuleFacts(
+        packaging="dkms",
+        dkms={"580.95.05": {"6.8.0-45-generic": "installed", "6.8.0-48-generic": "installed",
+                            "6.8.0-49-generic": "built"}},
+        kernels={"6.8.0-45-generic": "580.95.05", "6.8.0-48-generic": "580.95.05", "6.8.0-49-generic": None})
+    assert facts.problems == []
+
+
+def test_older_dkms_lines_and_modules_read_from_their_files(tmp_path: Path) -> None:
+    # DKMS 2 (Ubuntu 20.04/22.04): comma-separated module and version; no kmod: the .ko files are read
+    status = ("nvidia, 535.183.01, 5.15.0-91-generic, x86_64: installed\n"
+              "nvidia, 535.183.01, 5.15.0-101-generic, x86_64: installed (original_module exists)\n"
+              "virtualbox, 6.1.50, 5.15.0-91-generic, x86_64: installed\n")
+    module = b"\x7fELF\x00srcversion=ABC\x00version=535.183.01\x00license=NVIDIA\x00"
+    root = modules_tree(tmp_path, {"5.15.0-101-generic": module, "5.15.0-91-generic": module,
+                                   "5.15.0-9-generic": None})
+    host = SimHost(driver="535.183.01", flavor="proprietary", packages={"nvidia-dkms-535": "535.183.01-0ubuntu1"},
+                   dkms_status=status, modules_root=root)
+    modules = facts_of(host).kernel_modules
+    assert modules is not None and modules.packaging == "dkms"
+    assert modules.dkms == {"535.183.01": {"5.15.0-91-generic": "installed", "5.15.0-101-generic": "installed"}}
+    # natural order of releases: -9 before -91 before -101
+    assert list(modules.kernels.items()) == [("5.15.0-9-generic", None), ("5.15.0-91-generic", "535.183.01"),
+                                             ("5.15.0-101-generic", "535.183.01")]
+
+
+def test_precompiled_modules_are_told_by_their_package_without_dkms(tmp_path: Path) -> None:
+    root = modules_tree(tmp_path, {"6.8.0-48-generic": None})
+    host = SimHost(packages={"nvidia-driver-580-server-open": "580.95.05-0ubuntu0.24.04.1",
+                             "linux-modules-nvidia-580-server-open-6.8.0-48-generic": "6.8.0-48.48"},
+                   modinfo={"6.8.0-48-generic": "580.95.05"}, modules_root=root)
+    facts = facts_of(host)
+    assert facts.kernel_modules == KernelModuleFacts(packaging="precompiled", dkms=None,
+                                                     kernels={"6.8.0-48-generic": "580.95.05"})
+    assert "linux-modules-nvidia-580-server-open-6.8.0-48-generic" in facts.packages
+
+
+def test_no_module_packaging_known_and_a_failing_dkms_is_a_problem() -> None:
+    facts = facts_of(SimHost(packages={"nvidia-driver-580": "580.95.05-0ubuntu1"}))
+    assert facts.kernel_modules == KernelModuleFacts(packaging=None, dkms=None, kernels={})
+    assert facts.problems == []
+
+    class BrokenDkms(SimHost):
+        def run(self, cmd: list[str]) -> tuple[int, str, str]:
+            if cmd[0] == "dkms":
+                return 3, "", "Error! Could not locate dkms.conf file.\n"
+            return super().run(cmd)
+
+    facts = facts_of(BrokenDkms(packages={"nvidia-dkms-580": "580.95.05-0ubuntu1"}))
+    assert facts.kernel_modules is not None and facts.kernel_modules.dkms is None
+    assert facts.problems == ["dkms status failed (rc 3): Error! Could not locate dkms.conf file."]
+
+
+def test_kernel_module_values_from_a_host_are_validated() -> None:
+    host = SimHost()
+    raw = collect(host.run, host.read, host.listdir, host.resolve, host.modules_root)
+    raw["kernel_modules"] = {"packaging": "dkms", "dkms": None, "kernels": {"6.8.0-48-generic\x1b[2J": None}}
+    with pytest.raises(FactsError) as err:
+        parse_host_facts("gpu-07", "2026-11-25T00:00:00+00:00", raw)
+    assert "host gpu-07" in str(err.value) and "kernel_modules" in str(err.value)
+    raw["kernel_modules"] = {"packaging": "kmod", "dkms": None, "kernels": {}}
+    with pytest.raises(FactsError):
+        parse_host_facts("gpu-07", "2026-11-25T00:00:00+00:00", raw)
+
+
+def test_snapshots_from_before_kernel_modules_still_load() -> None:
+    snap = load_snapshot(Path(__file__).parents[1] / "inventories" / "example" / "facts.json")
+    assert snap.hosts and all(h.kernel_modules is None for h in snap.hosts)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from orchestrator.model.facts import FactsSnapshot
+from tests.support.bigfleet import write_inventory_and_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "inventories" / "example"
@@ -69,3 +70,57 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
         assert result.returncode == 2, (args, result.stderr)
         assert expected in result.stderr, result.stderr
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+DKMS = {"packaging": "dkms", "kernels": {"6.8.0-45-generic": "580.95.05", "6.8.0-49-generic": None},
+        "dkms": {"580.95.05": {"6.8.0-45-generic": "installed", "6.8.0-49-generic": "built"}}}
+PRECOMPILED = {"packaging": "precompiled", "kernels": {"6.8.0-48-generic": "580.95.05"}, "dkms": None}
+
+
+def with_modules(source: Path, target: Path, modules: dict[str, dict[str, object]]) -> Path:
+    """The snapshot at ``source`` with the kernel module facts of some hosts (the others as older collectors
+    wrote them: without)."""
+    data = json.loads(source.read_text())
+    for record in data["hosts"]:
+        if record["host"] in modules:
+            record["kernel_modules"] = modules[record["host"]]
+    target.write_text(json.dumps(data))
+    return target
+
+
+def test_details_show_each_hosts_module_packaging_kernels_and_dkms_builds(tmp_path: Path) -> None:
+    marked = {**PRECOMPILED, "kernels": {"[bold]6.8.0-48-generic": "580.95.05"}}  # a host's value, not markup
+    snap = with_modules(SNAPSHOT, tmp_path / "facts.json", {"gpu-h100-01": DKMS, "gpu-h100-02": marked})
+    result = upgrade("facts", "-i", str(EXAMPLE), "--snapshot", str(snap))
+    out = result.stdout
+    assert "module pkg" in out
+    assert ("gpu-h100-01: nvidia module dkms; kernels: 6.8.0-45-generic 580.95.05, 6.8.0-49-generic none; "
+            "dkms: nvidia/580.95.05 6.8.0-45-generic installed, 6.8.0-49-generic built") in out
+    assert "gpu-h100-02: nvidia module precompiled; kernels: [bold]6.8.0-48-generic 580.95.05" in out
+    assert "gpu-h100-03: nvidia module" not in out  # an older snapshot's host: "?" in its column, no line
+    assert "12 hosts in 3 pools: 11 reported, 1 unreachable" in out
+    data = json.loads(upgrade("facts", "-i", str(EXAMPLE), "--snapshot", str(snap), "--output", "json").stdout)
+    assert {h["host"]: h["kernel_modules"] for h in data["hosts"]}["gpu-h100-01"] == DKMS
+
+
+def test_summary_of_a_big_fleet_counts_module_packagings_as_classes(tmp_path: Path) -> None:
+    inventory, facts = write_inventory_and_snapshot(60, tmp_path)
+    hosts = [h["host"] for h in json.loads(facts.read_text())["hosts"]]
+    snap = with_modules(facts, tmp_path / "modules.json",
+                        {h: PRECOMPILED if i % 2 else DKMS for i, h in enumerate(hosts)})
+    result = upgrade("facts", "-i", str(inventory), "--snapshot", str(snap))
+    out = result.stdout
+    assert result.returncode == 1, result.stderr  # the fleet's NCCL drift
+    assert "module pkg" in out and "precompiled" in out and "dkms" in out
+    # NCCL drifted or not, dkms or precompiled, and the host cordoned by hand
+    assert "pool train-h100: 20 hosts in 5 classes" in out
+    assert "nvidia module" not in out  # no line per host: --details has them
+    assert "60 hosts in 3 pools: 60 reported, 0 unreachable" in out
+
+
+def test_a_snapshot_with_a_bad_module_value_is_refused_naming_it(tmp_path: Path) -> None:
+    bad = {**DKMS, "kernels": {"6.8.0-45-generic\nx": "580.95.05"}}
+    snap = with_modules(SNAPSHOT, tmp_path / "facts.json", {"gpu-h100-01": bad})
+    result = upgrade("facts", "-i", str(EXAMPLE), "--snapshot", str(snap))
+    assert result.returncode == 2
+    assert "facts.json: not a facts snapshot: hosts.4.kernel_modules.kernels" in result.stderr, result.stderr

@@ -12,8 +12,9 @@ AT = "2026-12-01T00:00:00+00:00"
 
 
 def _facts(hosts: dict[str, SimHost]) -> FactsSnapshot:
-    return FactsSnapshot(collected_at=AT, hosts=[parse_host_facts(n, AT, collect(h.run, h.read, h.listdir, h.resolve))
-                                                 for n, h in hosts.items()])
+    return FactsSnapshot(collected_at=AT, hosts=[
+        parse_host_facts(n, AT, collect(h.run, h.read, h.listdir, h.resolve, h.modules_root))
+        for n, h in hosts.items()])
 
 
 def test_unknown_models_are_planned_by_architecture_with_one_warning_per_model() -> None:

@@ -24,6 +24,7 @@ from orchestrator.model.stack import SoftwareStack
 COLUMNS = [("driver", "driver"), ("kernel_module", "module"), ("cuda", "CUDA"), ("cudnn", "cuDNN"),
            ("nccl", "NCCL"), ("fabric_manager", "fabric mgr"), ("dcgm", "DCGM"),
            ("container_toolkit", "ctk"), ("kernel", "kernel")]
+PACKAGING = "module pkg"  # how the nvidia module reaches the kernels: precompiled, dkms, - (neither), ? (not reported)
 
 
 @app.command("facts")
@@ -136,12 +137,13 @@ def _render_fleet(hosts: list[InventoryHost], snap: FactsSnapshot, drift: list[P
         pd = drift_by_pool.get(pool)
         off = {(c.component, h) for c in pd.mixed for h in c.off_majority} if pd else set()
         table = Table(title=f"pool {pool}", title_justify="left", show_lines=False)
-        for header in ["host", "GPUs", *[label for _, label in COLUMNS], "status"]:
+        for header in ["host", "GPUs", *[label for _, label in COLUMNS], PACKAGING, "status"]:
             table.add_column(header, no_wrap=True)
         for inv in by_pool[pool]:
             record = facts.get(inv.name)
             if record is None:
-                table.add_row(inv.name, str(inv.gpu or "?"), *["" for _ in COLUMNS], Text("no facts", style="red"))
+                table.add_row(inv.name, str(inv.gpu or "?"), *["" for _ in COLUMNS], "",
+                              Text("no facts", style="red"))
                 continue
             stack = record.stack()
             cells = []
@@ -152,8 +154,11 @@ def _render_fleet(hosts: list[InventoryHost], snap: FactsSnapshot, drift: list[P
             status = Text(record.driver.status.value, style="green" if not record.problems else "red")
             if inv.cordoned_by_hand:
                 status.append(f", cordoned by hand: {inv.cordon_reason or 'no reason given'}", style="magenta")
-            table.add_row(inv.name, _gpu_cell(inv, record), *cells, status)
+            table.add_row(inv.name, _gpu_cell(inv, record), *cells, Text(_packaging(record)), status)
         console.print(table)
+        for inv in by_pool[pool]:  # snapshots of older collectors have none: their column says "?"
+            if inv.name in facts and facts[inv.name].kernel_modules is not None:
+                console.print(module_line(facts[inv.name]))
         if pd and pd.mixed:
             for c in pd.mixed:
                 values = ", ".join(f"{v} on {n}" for v, n in c.values.items())
@@ -187,10 +192,11 @@ def _render_summary(hosts: list[InventoryHost], snap: FactsSnapshot, drift: list
     for inv in hosts:
         record = facts.get(inv.name)
         if record is None:
-            key: tuple[str, ...] = ("?", *("" for _ in COLUMNS), _status(inv, None))
+            key: tuple[str, ...] = ("?", *("" for _ in COLUMNS), "", _status(inv, None))
         else:
             stack = record.stack()
-            key = (_gpu_cell(inv, record), *(value_of(stack, c) for c, _ in COLUMNS), _status(inv, record))
+            key = (_gpu_cell(inv, record), *(value_of(stack, c) for c, _ in COLUMNS), _packaging(record),
+                   _status(inv, record))
         by_pool.setdefault(inv.pool, {}).setdefault(key, []).append(inv.name)
     for pool in sorted(by_pool):
         pd = drift_by_pool.get(pool)
@@ -198,16 +204,17 @@ def _render_summary(hosts: list[InventoryHost], snap: FactsSnapshot, drift: list
         classes = by_pool[pool]
         table = Table(title=f"pool {pool}: {sum(len(v) for v in classes.values())} hosts in {len(classes)} "
                       f"classes", title_justify="left")
-        for header in ["hosts", "GPUs", *[label for _, label in COLUMNS], "status", "e.g."]:
+        for header in ["hosts", "GPUs", *[label for _, label in COLUMNS], PACKAGING, "status", "e.g."]:
             table.add_column(header, no_wrap=header != "e.g.")
         for key, names in sorted(classes.items(), key=lambda kv: (-len(kv[1]), kv[1][0])):
             cells = []
-            for (component, _), value in zip(COLUMNS, key[1:-1], strict=True):
+            for (component, _), value in zip(COLUMNS, key[1:-2], strict=True):
                 off = bool(value) and component in majority and value != majority[component]
                 cells.append(Text(value + ("*" if off else ""), style="bold yellow" if off else ""))
             status = key[-1]
             style = "green" if status == "ok" else "magenta" if status.startswith("ok,") else "red"
-            table.add_row(str(len(names)), Text(key[0]), *cells, Text(status, style=style), Text(sample(names)))
+            table.add_row(str(len(names)), Text(key[0]), *cells, Text(key[-2]), Text(status, style=style),
+                          Text(sample(names)))
         console.print(table)
         for c in pd.mixed if pd else []:
             values = ", ".join(f"{v} on {n}" for v, n in c.values.items())
@@ -229,6 +236,29 @@ def _render_summary(hosts: list[InventoryHost], snap: FactsSnapshot, drift: list
                      else "no drift") + "; --details for every host")
 
 
+def _packaging(record: HostFacts) -> str:
+    modules = record.kernel_modules
+    return "?" if modules is None else modules.packaging or "-"
+
+
+def _builds(kernels: dict[str, str]) -> str:
+    return ", ".join(f"{kernel} {state or '?'}" for kernel, state in kernels.items())
+
+
+def module_line(record: HostFacts) -> Text:
+    """One line of a host's nvidia kernel module: packaging, each installed kernel's module, what DKMS built
+    (plain text: the values are the host's, never markup)."""
+    modules = record.kernel_modules
+    if modules is None:
+        return Text(f"  {record.host}: nvidia module not reported (facts from an older collector)")
+    kernels = ", ".join(f"{k} {v or 'none'}" for k, v in modules.kernels.items()) or "none in /lib/modules"
+    line = f"  {record.host}: nvidia module {modules.packaging or 'neither precompiled nor DKMS'}; kernels: {kernels}"
+    if modules.dkms is not None:
+        built = "; ".join(f"nvidia/{v} {_builds(k)}" for v, k in modules.dkms.items())
+        line += f"; dkms: {built or 'nothing built'}"
+    return Text(line)
+
+
 def _render_local(host: HostFacts) -> None:
     stack = host.stack()
     table = Table(title=f"{host.host} ({host.os or 'unknown OS'})", title_justify="left", show_header=False)
@@ -242,6 +272,13 @@ def _render_local(host: HostFacts) -> None:
         record = getattr(host, name, None)
         source = getattr(record, "source", None) or getattr(record, "missing", None) or ""
         table.add_row(label, value_of(stack, name), str(source))
+    modules = host.kernel_modules
+    if modules is not None:
+        table.add_row("module packaging", modules.packaging or "neither precompiled nor DKMS", "installed packages")
+        for kernel, version in modules.kernels.items():
+            table.add_row(Text(f"nvidia.ko {kernel}"), Text(version or "none"), "/lib/modules")
+        for version, kernels in (modules.dkms or {}).items():
+            table.add_row(Text(f"DKMS nvidia/{version}"), Text(_builds(kernels)), "dkms status")
     console.print(table)
     for problem in host.problems:
         console.print(Text(problem, style="red"))

@@ -15,6 +15,15 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+# Shipped as module_utils of the gpu_fleet.upgrade collection (links to these files), this file imports its
+# shipped sibling: never an ``orchestrator`` package that the host's (or the controller's) Python may also find.
+if not __name__.startswith("ansible_collections."):  # in the project
+    from orchestrator.hostside import kernel_modules
+else:
+    from ansible_collections.gpu_fleet.upgrade.plugins.module_utils import (  # type: ignore[import-not-found,no-redef]
+        upgrade_kernel_modules as kernel_modules,
+    )
+
 # Module-level aliases are evaluated at import, on the host's Python (3.8+): typing forms only.
 # (rc, stdout, stderr); rc 127 means the command does not exist.
 CommandResult = Tuple[int, str, str]
@@ -49,7 +58,7 @@ _PKG_PATTERNS = {
 _DPKG_QUERY = [
     "dpkg-query", "-W", "-f", "${Package}\\t${Version}\\t${db:Status-Abbrev}\\n",
     "nvidia-*", "cuda-toolkit-*", "cuda-drivers*", "libcudnn*", "cudnn*", "libnccl*", "datacenter-gpu-manager*",
-    "linux-image-*", "linux-headers-*", "linux-modules-*",
+    "linux-image-*", "linux-headers-*", "linux-modules-*",  # kernels; linux-modules-nvidia-*: precompiled
 ]
 # RHEL's kernel packages (one name for every kernel build): indexed at the running build and newer.
 RPM_KERNEL_PACKAGES = ("kernel", "kernel-core", "kernel-modules", "kernel-devel")
@@ -310,8 +319,10 @@ def classify_nvidia_smi_failure(rc: int, output: str) -> tuple[str, str]:
 # ---------------------------------------------------------------- collection
 
 
-def collect(run: RunCommand, read: ReadFile, listdir: ListDir, resolve: ResolveLink) -> Facts:
-    """Gather everything about one host. Each probe failure is recorded in ``problems``, never raised."""
+def collect(run: RunCommand, read: ReadFile, listdir: ListDir, resolve: ResolveLink,
+            modules_root: str = "/lib/modules") -> Facts:
+    """Gather everything about one host. Each probe failure is recorded in ``problems``, never raised.
+    ``modules_root``: where the installed kernels' module folders are (read directly, as modinfo does)."""
     problems: list[str] = []
     facts: Facts = {"schema_version": SCHEMA_VERSION, "problems": problems}
 
@@ -337,6 +348,7 @@ def collect(run: RunCommand, read: ReadFile, listdir: ListDir, resolve: ResolveL
         problems.append("package source not detected: %s" % evidence)
     facts["package_index"] = index
     facts["driver"] = _collect_driver(run, read, from_pkgs.get("driver"), problems)
+    facts["kernel_modules"] = _collect_kernel_modules(run, packages, problems, modules_root)
     facts["gpus"] = facts["driver"].pop("gpus", [])
     facts["cuda"] = _collect_cuda(run, read, listdir, from_pkgs.get("cuda"))
     facts["cudnn"] = _collect_library("cudnn", from_pkgs, read, listdir, resolve)
@@ -515,6 +527,21 @@ def _collect_driver(run: RunCommand, read: ReadFile, package: Optional[Facts], p
     if driver["status"] != "ok":
         problems.append("driver: %s" % driver["message"])
     return driver
+
+
+def _collect_kernel_modules(run: RunCommand, installed: Dict[str, str], problems: List[str],
+                            modules_root: str) -> Facts:
+    """How the nvidia kernel module reaches the host's kernels: its packaging (``precompiled`` or ``dkms``, told
+    by the installed packages; None when neither), what DKMS built (module version -> kernel -> state; None
+    where DKMS is not installed) and each installed kernel's nvidia module version (None: it has none)."""
+    rc, out, err = run(list(kernel_modules.DKMS_STATUS))
+    dkms = None
+    if rc == 0:
+        dkms = kernel_modules.dkms_builds(kernel_modules.parse_dkms_status(out))
+    elif rc != 127:
+        problems.append("dkms status failed (rc %d): %s" % (rc, _first_line(err) or _first_line(out)))
+    return {"packaging": kernel_modules.module_packaging(installed), "dkms": dkms,
+            "kernels": kernel_modules.installed_kernel_modules(run, modules_root)}
 
 
 def parse_compute_capabilities(text: str) -> Dict[str, str]:

@@ -19,6 +19,8 @@ Runner = Callable[[List[str]], Tuple[int, str, str]]
 _DKMS = re.compile(r"^(?:nvidia-dkms-\d{3}(?:-server)?(?:-open)?|nvidia-dkms(?:-open)?|kmod-nvidia-(?:open|latest)-dkms"
                    r"|nvidia-kernel-open-dkms|nvidia-kernel-dkms)$")
 _PRECOMPILED = re.compile(r"^linux-modules-nvidia-\d{3}(?:-server)?(?:-open)?-.+$")
+# What DKMS has built of the nvidia module (DKMS 2 takes the module name too).
+DKMS_STATUS = ("dkms", "status", "nvidia")
 
 
 def module_packaging(installed: Dict[str, str]) -> Optional[str]:
@@ -73,6 +75,15 @@ def boot_kernel_problem(host: str, kernel: str, driver: str, modinfo_version: Op
     else:
         why = "neither a precompiled module package nor DKMS provides it"
     return "%s: kernel %s (booted next) has %s, not driver %s: %s" % (host, kernel, found, driver, why)
+
+
+def dkms_builds(entries: List[Dict[str, str]]) -> Dict[str, Dict[str, str]]:
+    """``parse_dkms_status`` entries of the nvidia module -> module version -> kernel -> state."""
+    out: Dict[str, Dict[str, str]] = {}
+    for entry in entries:
+        if entry["module"] == "nvidia":
+            out.setdefault(entry["version"], {})[entry["kernel"]] = entry["state"]
+    return out
 
 
 def _kernel_order(release: str) -> List[Tuple[int, object]]:
@@ -137,6 +148,16 @@ def module_version(run: Runner, kernel: str, modules_root: str = "/lib/modules")
     return None
 
 
+def installed_kernel_modules(run: Runner, modules_root: str = "/lib/modules") -> Dict[str, Optional[str]]:
+    """Each installed kernel (a folder under ``modules_root``) -> the version of its ``nvidia`` module, None
+    where it has none; kernels in natural order."""
+    try:
+        kernels = [n for n in os.listdir(modules_root) if os.path.isdir(os.path.join(modules_root, n))]
+    except OSError:
+        return {}
+    return {k: module_version(run, k, modules_root) for k in sorted(kernels, key=_kernel_order)}
+
+
 def installed_names(run: Runner) -> Dict[str, str]:
     """Installed package names from dpkg and rpm (a host may have both databases), for ``module_packaging``."""
     names: Dict[str, str] = {}
@@ -160,7 +181,7 @@ def check_boot_kernel(host: str, driver: str, run: Runner, boot_dir: str = "/boo
                 "problem": "%s: boots kernel %s next (%s), not the planned %s" % (host, kernel, found_by,
                                                                                  expect_kernel)}
     version = module_version(run, kernel, modules_root)
-    rc, out, _ = run(["dkms", "status", "nvidia"])
+    rc, out, _ = run(list(DKMS_STATUS))
     dkms = parse_dkms_status(out) if rc == 0 else []
     packaging = module_packaging(installed_names(run))
     return {"kernel": kernel, "found_by": found_by, "module_version": version, "packaging": packaging,

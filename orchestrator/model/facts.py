@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections import Counter
 from enum import StrEnum
 from functools import lru_cache
-from typing import Literal, Self, TypeVar
+from typing import Annotated, Literal, Self, TypeVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from orchestrator.errors import FactsError, InputError
 from orchestrator.loading import validate
@@ -90,6 +90,23 @@ class PackageIndex(StrictModel):
     available: dict[str, list[str]] = {}
 
 
+# A kernel release, module version or DKMS state as a host wrote it: printable, one word, bounded (a state
+# may be empty: a dkms line cut short).
+HostWord = Annotated[str, StringConstraints(pattern=r"^[^\s\x00-\x1f\x7f]{1,128}$")]
+DkmsState = Annotated[str, StringConstraints(pattern=r"^[^\s\x00-\x1f\x7f]{0,64}$")]
+
+
+class KernelModuleFacts(StrictModel):
+    """How the NVIDIA kernel module reaches the host's kernels (``orchestrator/hostside/kernel_modules.py``)."""
+
+    packaging: Literal["precompiled", "dkms"] | None = Field(
+        default=None, description="precompiled: a linux-modules-nvidia package; dkms: a DKMS package; None: neither")
+    dkms: dict[HostWord, dict[HostWord, DkmsState]] | None = Field(
+        default=None, description="dkms status of nvidia: module version -> kernel -> state; None: no dkms")
+    kernels: dict[HostWord, HostWord | None] = Field(
+        default={}, description="each installed kernel (/lib/modules) -> its nvidia module version, None: none")
+
+
 class HostFacts(StrictModel):
     """Everything collected from one reachable host."""
 
@@ -103,6 +120,8 @@ class HostFacts(StrictModel):
     held_packages: list[str] = []
     package_index: PackageIndex = PackageIndex()
     driver: DriverFacts
+    # None: a snapshot written before the collector reported it
+    kernel_modules: KernelModuleFacts | None = None
     gpus: list[GpuFacts] = []
     cuda: CudaFacts
     cudnn: ComponentFacts
@@ -229,6 +248,7 @@ __all__ = [
     "FactsSnapshot",
     "GpuFacts",
     "HostFacts",
+    "KernelModuleFacts",
     "PackageIndex",
     "UnreachableHost",
     "parse_host_facts",

@@ -10,6 +10,9 @@ import time
 
 import pytest
 
+from orchestrator.adapters.facts import collect_live
+from orchestrator.adapters.inventory import load_inventory
+from orchestrator.lab.catalogue import running_kernel
 from orchestrator.lab.faults import Fault
 from tests.support.lab import LabHandle
 
@@ -33,6 +36,16 @@ def test_hosts_start_with_their_gpu_stack_held(lab: LabHandle) -> None:
     """A well-kept fleet pins its GPU stack: plain `apt-get upgrade` must not move it."""
     held = lab.ssh("gpu-h100-01", "apt-mark showhold").stdout.split()
     assert "nvidia-driver-535" in held and "libnccl2" in held
+
+
+def test_facts_name_the_module_under_the_running_kernel_and_no_dkms_package(lab: LabHandle) -> None:
+    """The lab's .deb drivers carry nvidia.ko themselves (under updates/dkms, where DKMS would put it) and no
+    nvidia-dkms package comes with them, nor a dkms program: the facts say neither packaging, no DKMS, and the
+    installed driver's module in the running kernel."""
+    [facts] = collect_live(lab.inventory, load_inventory(lab.inventory), limit="gpu-h100-02").hosts
+    modules = facts.kernel_modules
+    assert modules is not None and modules.packaging is None and modules.dkms is None
+    assert facts.driver.version and modules.kernels[running_kernel()] == facts.driver.version
 
 
 def test_hosts_are_isolated(lab: LabHandle) -> None:

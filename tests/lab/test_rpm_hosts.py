@@ -10,6 +10,7 @@ import pytest
 from orchestrator.adapters.facts import collect_live
 from orchestrator.adapters.inventory import load_inventory
 from orchestrator.hostside.collector import parse_os_release, rpm_family
+from orchestrator.lab.catalogue import running_kernel
 from orchestrator.model.fleet import build_fleet
 from orchestrator.model.stack import PackageSource
 from tests.support.lab import LabHandle, restarted
@@ -99,5 +100,10 @@ def test_facts_of_the_rpm_host_name_its_source_and_rpm_components(lab: LabHandle
     assert facts.driver.version == "535.183.01"
     assert "3:580.95.05-1.el9" in facts.package_index.available["nvidia-open"]
     assert sorted(facts.held_packages) == ["kmod-nvidia-open-dkms", "nvidia-driver", "nvidia-open"]
+    # NVIDIA's RHEL module comes by DKMS (kmod-nvidia-open-dkms); the lab has no dkms program, so no builds are
+    # listed, and the module the package put under the running kernel's updates/dkms is read with modinfo
+    modules = facts.kernel_modules
+    assert modules is not None and modules.packaging == "dkms" and modules.dkms is None
+    assert modules.kernels[running_kernel()] == "535.183.01"
     [host] = build_fleet(load_inventory(lab.inventory), snap).fleet.hosts
     assert host.packages.source is PackageSource.CUDA_DNF

@@ -54,7 +54,7 @@ def hosts() -> dict[str, SimHost]:
 
 
 def main() -> None:
-    records = [parse_host_facts(name, COLLECTED_AT, collect(h.run, h.read, h.listdir, h.resolve))
+    records = [parse_host_facts(name, COLLECTED_AT, collect(h.run, h.read, h.listdir, h.resolve, h.modules_root))
                for name, h in sorted(hosts().items())]
     snapshot = FactsSnapshot(
         collected_at=COLLECTED_AT, inventory="inventories/example", hosts=records,

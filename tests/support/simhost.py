@@ -7,6 +7,7 @@ nvidia-smi prints. Failure modes use the messages real hosts print.
 from __future__ import annotations
 
 import copy
+import fnmatch
 import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -63,6 +64,12 @@ class SimHost:
     # gets H100's), "N/A": the field says nothing; compute_cap "": a driver too old for the query field.
     architecture: str | None = None
     compute_cap: str | None = None
+    # `dkms status nvidia` as the host prints it; None: DKMS not installed
+    dkms_status: str | None = None
+    # kernel -> the nvidia module version `modinfo -k KERNEL` finds through modules.dep; None: no kmod installed
+    modinfo: dict[str, str] | None = None
+    # the kernels' module folders (/lib/modules): a real folder the tests build, read as the host's files
+    modules_root: str = "/nonexistent/lib/modules"
 
     # -- the collector's interface
     def run(self, cmd: list[str]) -> tuple[int, str, str]:
@@ -74,13 +81,21 @@ class SimHost:
             return self._nvidia_smi()
         if cmd[0] == "dpkg-query":
             lines = [f"{name}\t{ver}\t{'hi' if name in self.held else 'ii'} "
-                     for name, ver in sorted(self.packages.items())]
+                     for name, ver in sorted(self.packages.items())
+                     if any(fnmatch.fnmatchcase(name, pattern) for pattern in cmd[4:])]
             return (0 if lines else 1), "\n".join(lines) + "\n", ""
         if cmd[:2] == ["apt-cache", "pkgnames"]:
             return 0, "".join(f"{n}\n" for n in sorted(self.available)), ""
         if cmd[:2] == ["apt-cache", "madison"]:
             lines = [f"{n:>20} | {v} | file:/srv/repo ./ Packages" for n in cmd[2:] for v in self.available.get(n, [])]
             return 0, "".join(line + "\n" for line in lines), ""
+        if cmd[0] == "dkms" and self.dkms_status is not None:
+            return 0, self.dkms_status, ""
+        if cmd[0] == "modinfo" and self.modinfo is not None:
+            kernel = cmd[cmd.index("-k") + 1] if "-k" in cmd else None
+            if kernel in self.modinfo:
+                return 0, self.modinfo[kernel] + "\n", ""
+            return 1, "", f"modinfo: ERROR: Module {cmd[-1]} not found.\n"
         if cmd[0] in ("nvcc", "/usr/local/cuda/bin/nvcc") and self.cuda:
             major_minor = ".".join(self.cuda.split(".")[:2])
             return 0, (f"nvcc: NVIDIA (R) Cuda compiler driver\nCuda compilation tools, release {major_minor}, "
