@@ -75,6 +75,10 @@ INDEX_PREFIXES = ("nvidia-driver", "nvidia-open", "cuda-drivers", "kmod-nvidia-"
                   "nvidia-fabricmanager", "nvidia-fabric-manager", "cuda-toolkit-", "libcudnn", "libnccl",
                   "datacenter-gpu-manager", "nvidia-container-toolkit")
 _DNF_QUERY = ["dnf", "-q", "repoquery", "--qf", "%{name}\\t%{epoch}:%{version}-%{release}\\n"]
+# dnf 4 hides the packages of module streams that are not enabled (modular filtering): on a RHEL 8/9 host on
+# nvidia-driver:535-open, the other branches' builds are seen only with this option (dnf 5 has no modules and no
+# such option: the query runs again without it).
+_DNF_ALL_STREAMS = "--disable-modular-filtering"
 
 
 # ---------------------------------------------------------------- pure parsers
@@ -455,7 +459,10 @@ def _package_index(run: RunCommand, problems: list[str], rpm: bool = False, kern
                 problems.append("apt-cache madison failed (rc %d): %s" % (rc, _first_line(err)))
             available = parse_madison(out)
         return {"manager": "apt", "available": available}
-    rc, out, err = run(_DNF_QUERY + [p + "*" for p in INDEX_PREFIXES] + list(RPM_KERNEL_PACKAGES))
+    patterns = [p + "*" for p in INDEX_PREFIXES] + list(RPM_KERNEL_PACKAGES)
+    rc, out, err = run(_DNF_QUERY + [_DNF_ALL_STREAMS] + patterns)
+    if rc not in (0, 127):
+        rc, out, err = run(_DNF_QUERY + patterns)
     if rc != 127:
         if rc != 0:
             problems.append("dnf repoquery failed (rc %d): %s" % (rc, _first_line(err)))

@@ -67,7 +67,7 @@ FABRIC_MANAGER = "nvidia-fabricmanager-535=535.183.01-1"
 # from the lab's copy of NVIDIA's CUDA repository for RHEL 9, as ``dnf install nvidia-open`` lays it out.
 RPM_STACK: tuple[str, ...] = ("nvidia-open-3:535.183.01-1.el9",)
 ROCKY_OS_RELEASE = ('NAME="Rocky Linux"\nVERSION="9.4 (Blue Onyx)"\nID="rocky"\nID_LIKE="rhel centos fedora"\n'
-                    'VERSION_ID="9.4"\nPRETTY_NAME="Rocky Linux 9.4 (Blue Onyx)"\n')
+                    'VERSION_ID="9.4"\nPLATFORM_ID="platform:el9"\nPRETTY_NAME="Rocky Linux 9.4 (Blue Onyx)"\n')
 
 
 class LabHost(BaseModel):

@@ -20,8 +20,9 @@ from orchestrator.lab.rpmrepo import build_rpm_repo, rpm_catalogue
 
 STAMP = ".gpu-lab-digest"
 # How packages are built from the catalogue; a change here rebuilds the repositories too (2: RPMs carry the
-# simulated CUDA libraries compiled, as the .deb packages do).
-BUILD_RULES = 2
+# simulated CUDA libraries compiled, as the .deb packages do; 3: the RPM repository carries the nvidia-driver
+# module's streams).
+BUILD_RULES = 3
 
 
 def digest() -> str:

@@ -6,6 +6,7 @@ from the lab repository), and the lab layer (init, shims, sshd and apt settings;
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 from orchestrator.lab.config import ROOTFS_PACKAGES, SUITE, LabPaths, asset, mirror
 from orchestrator.lab.errors import LabError
 from orchestrator.lab.fleet import ROCKY_OS_RELEASE
+from orchestrator.lab.rpmrepo import MODULE
 
 ROOTFS_STAMP = ".gpu-lab-rootfs"
 
@@ -111,11 +113,15 @@ def stack_key(packages: tuple[str, ...], repo_digest: str) -> str:
 
 
 def _rpm_install(packages: tuple[str, ...]) -> str:
-    """An RPM host's stack: real dnf from the lab's RPM repository, version-locked, and Rocky's os-release."""
+    """An RPM host's stack: real dnf from the lab's RPM repository, on the driver branch's module stream (as
+    NVIDIA's guide installs it: ``dnf module enable nvidia-driver:<branch>-open``), version-locked, and Rocky's
+    os-release."""
     names = " ".join(p.rsplit("-", 2)[0] if ":" in p else p for p in packages)
     locked = "nvidia-open nvidia-driver kmod-nvidia-open-dkms" if "nvidia-open" in names else names
+    branches = sorted({m.group(1) for p in packages if (m := re.match(r"^nvidia-open-(?:[0-9]+:)?([0-9]+)\.", p))})
+    enable = "".join(f"dnf -y -q module enable {MODULE}:{b}-open && " for b in branches)
     os_release = ROCKY_OS_RELEASE.replace("'", "")
-    return (f"chroot $M sh -c 'dnf -y -q install {' '.join(packages)} && dnf -q versionlock add {locked}'\n"
+    return (f"chroot $M sh -c '{enable}dnf -y -q install {' '.join(packages)} && dnf -q versionlock add {locked}'\n"
             f"rm -f $M/etc/os-release\nprintf '%s' '{os_release}' > $M/etc/os-release\n"
             "chroot $M dnf -q clean all\n")
 

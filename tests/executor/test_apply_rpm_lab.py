@@ -1,6 +1,7 @@
 """`upgrade plan | apply | rollback` on the lab's RPM-family host: the plan names dnf and the packages that move
 with NVIDIA's nvidia-open metapackage; real dnf installs the exact build, versionlock pins it, and the rollback
-downgrades and pins the old build again. The .deb hosts beside it are untouched (the plan is made with --limit)."""
+downgrades and pins the old build again; each driver step enables the branch's nvidia-driver module stream
+(580-open, then 535-open again: the module is reset on each branch change). The .deb hosts beside it are untouched (the plan is made with --limit)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,11 @@ def installed(lab: LabHandle) -> dict[str, str]:
     return dict(line.split() for line in out.splitlines())
 
 
+def streams(lab: LabHandle) -> list[str]:
+    out = lab.ssh(HOST, "dnf -q module list --enabled nvidia-driver").stdout
+    return [line.split()[1] for line in out.splitlines() if line.startswith("nvidia-driver ")]
+
+
 def locks(lab: LabHandle) -> set[str]:
     return set(lab.ssh(HOST, "dnf -q versionlock list").stdout.split())
 
@@ -52,6 +58,8 @@ def test_rpm_host_upgrades_with_dnf_and_rolls_back_pinned(mixed: LabHandle, tmp_
     upgrade_step = next(s for s in steps if s["build"] == NEW)
     assert upgrade_step["vars"]["upgrade_host_package_manager"] == "dnf"
     assert upgrade_step["vars"]["upgrade_host_with_packages"] == "nvidia-driver,kmod-nvidia-open-dkms"
+    assert upgrade_step["vars"]["upgrade_host_module_stream"] == "nvidia-driver:580-open"
+    assert streams(mixed) == ["535-open"]
     deb_host = mixed.ssh("gpu-h100-01", "dpkg-query -W -f '${Version}' nvidia-driver-535").stdout
 
     applied = upgrade("apply", str(plan_path), "--wave", "canary", "--yes", "--output", "json", "--ignore-window",
@@ -61,6 +69,7 @@ def test_rpm_host_upgrades_with_dnf_and_rolls_back_pinned(mixed: LabHandle, tmp_
     assert result["hosts"][HOST]["state"] == "done", result
     assert installed(mixed) == dict.fromkeys(PARTS, NEW)
     assert {f"{p}-{NEW}.*" for p in PARTS} <= locks(mixed)
+    assert streams(mixed) == ["580-open"]
     assert '"580.95.05"' in mixed.ssh(HOST, "cat /usr/share/nvidia/gpu-lab-driver.json").stdout
     # a locked host refuses an unplanned change: dnf names the versionlock exclusion
     refused = mixed.ssh(HOST, "dnf -y -q install nvidia-open-535.183.01-1.el9")
@@ -73,4 +82,5 @@ def test_rpm_host_upgrades_with_dnf_and_rolls_back_pinned(mixed: LabHandle, tmp_
     assert json.loads(rolled.stdout)["hosts"][HOST]["state"] == "rolled_back"
     assert installed(mixed) == dict.fromkeys(PARTS, OLD)
     assert {f"{p}-{OLD}.*" for p in PARTS} <= locks(mixed) and not any(NEW in lock for lock in locks(mixed))
+    assert streams(mixed) == ["535-open"]
     assert '"535.183.01"' in mixed.ssh(HOST, "cat /usr/share/nvidia/gpu-lab-driver.json").stdout
