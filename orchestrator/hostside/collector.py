@@ -433,13 +433,13 @@ def _kernel_key(release: str) -> List[int]:
 def kernel_packages(names: List[str], running: str) -> List[str]:
     """apt: the kernel packages (image, modules, headers) of the running kernel's flavour at its release or
     newer: the releases a plan may move to, without the archive's hundreds of other kernels."""
-    m = re.match(r"^(\d+\.\d+\.\d+-\d+)-(.+)$", running)
+    m = re.match(r"^(\d+\.\d+\.\d+(?:-\d+)?)-(.+)$", running)
     if not m:
         return []
     flavour, floor = m.group(2), _kernel_key(m.group(1))
     out = []
     for name in names:
-        k = re.match(r"^linux-(?:image|headers|modules)-(\d+\.\d+\.\d+-\d+)-(.+)$", name)
+        k = re.match(r"^linux-(?:image|headers|modules)-(\d+\.\d+\.\d+(?:-\d+)?)-(.+)$", name)
         if k and k.group(2) == flavour and _kernel_key(k.group(1)) >= floor:
             out.append(name)
     return out
@@ -460,7 +460,7 @@ def _package_index(run: RunCommand, problems: list[str], rpm: bool = False, kern
             available = parse_madison(out)
         return {"manager": "apt", "available": available}
     patterns = [p + "*" for p in INDEX_PREFIXES] + list(RPM_KERNEL_PACKAGES)
-    rc, out, err = run(_DNF_QUERY + [_DNF_ALL_STREAMS] + patterns)
+    rc, out, err = run([*_DNF_QUERY, _DNF_ALL_STREAMS, *patterns])
     if rc not in (0, 127):
         rc, out, err = run(_DNF_QUERY + patterns)
     if rc != 127:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from functools import cache
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -129,6 +130,50 @@ def kernel_update() -> Package:
                    description="Linux kernel image (gpu-lab simulated: no NVIDIA module built for it)",
                    files=(PkgFile(path=f"/boot/vmlinuz-{release}", content=f"gpu-lab simulated kernel {release}\n"),
                           PkgFile(path=f"/lib/modules/{release}/modules.builtin", content="")))
+
+
+def kernel_release_after(release: str) -> str:
+    """The next release of the same kernel line: ``6.8.0-48-generic`` -> ``6.8.0-49-generic``, ``6.18.44-fc-v1``
+    -> ``6.18.45-fc-v1``."""
+    m = re.match(r"^(\d+\.\d+\.\d+)-(\d+)-(.+)$", release)
+    if m:
+        return f"{m.group(1)}-{int(m.group(2)) + 1}-{m.group(3)}"
+    m = re.match(r"^(\d+)\.(\d+)\.(\d+)(.*)$", release)
+    return f"{m.group(1)}.{m.group(2)}.{int(m.group(3)) + 1}{m.group(4)}" if m else release + ".1"
+
+
+def _kernel_build(release: str) -> str:
+    """The package build of a lab kernel: its version numbers, then a revision (``6.8.0-49-generic`` ->
+    ``6.8.0-49.1``), as Ubuntu's ``6.8.0-49.49``."""
+    m = re.match(r"^(\d+\.\d+\.\d+)(?:-(\d+))?", release)
+    assert m, release
+    return f"{m.group(1)}-{m.group(2) or '0'}.1"
+
+
+def managed_kernels() -> list[Package]:
+    """The kernel line the lab's Debian-family hosts run, as packages: the running release (its image, so that
+    a rollback can go back to it) and the next one with its headers, whose postinst plays DKMS's autoinstall:
+    it builds (copies) the installed driver's nvidia module for the new kernel, as ``dkms autoinstall`` does."""
+    running, after = running_kernel(), kernel_release_after(running_kernel())
+    out = []
+    for release in (running, after):
+        build = _kernel_build(release)
+        out.append(Package(name=f"linux-image-{release}", version=build, section="kernel",
+                           description=f"Linux kernel image {release} (gpu-lab simulated)",
+                           files=(PkgFile(path=f"/boot/vmlinuz-{release}", content=f"gpu-lab kernel {release}\n"),)))
+    dkms = (f'if [ "$1" = configure ]; then\n'
+            f'  for ko in /lib/modules/{running}/updates/dkms/nvidia.ko; do\n'
+            f'    [ -e "$ko" ] || continue\n'
+            f'    echo "dkms autoinstall: building nvidia for {after}... Done."\n'
+            f'    install -D -m 0644 "$ko" /lib/modules/{after}/updates/dkms/nvidia.ko\n'
+            f'  done\nfi\n')
+    out.append(Package(name=f"linux-headers-{after}", version=_kernel_build(after), section="kernel",
+                       description=f"Linux kernel headers {after} (gpu-lab simulated; DKMS builds against them)",
+                       files=(PkgFile(path=f"/usr/src/linux-headers-{after}/Makefile", content="# gpu-lab\n"),),
+                       scripts={"postinst": dkms,
+                                "postrm": f'if [ "$1" = remove ] || [ "$1" = purge ]; then '
+                                          f'rm -rf /lib/modules/{after}/updates; fi\n'}))
+    return out
 
 
 def drivers() -> list[Package]:
@@ -301,4 +346,4 @@ def container_toolkits() -> list[Package]:
 def catalogue() -> tuple[Package, ...]:
     """Every simulated package, in a stable order."""
     return tuple(drivers() + fabric_managers() + toolkits() + cudnn() + nccl() + dcgm() + container_toolkits()
-                 + [kernel_update()])
+                 + [kernel_update()] + managed_kernels())

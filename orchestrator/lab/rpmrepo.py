@@ -68,7 +68,8 @@ def modules_yaml() -> str:
     docs = [{"document": "modulemd", "version": 2, "data": {
         "name": MODULE, "stream": stream, "version": 1, "context": "00000000", "arch": ARCH,
         "summary": "simulated NVIDIA driver for gpu-lab",
-        "description": f"NVIDIA driver branch {stream.split('-')[0]} ({stream.split('-', 1)[1]}), simulated for gpu-lab.",
+        "description": (f"NVIDIA driver branch {stream.split('-')[0]} ({stream.split('-', 1)[1]}), "
+                        "simulated for gpu-lab."),
         "license": {"module": ["NVIDIA"]},
         "profiles": {"default": {"rpms": ["nvidia-open" if stream.endswith("-open") else "nvidia-driver"]}},
         "artifacts": {"rpms": list(rpms)}}} for stream, rpms in module_streams().items()]

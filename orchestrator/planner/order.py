@@ -27,8 +27,8 @@ from orchestrator.model.stack import SoftwareStack
 DRIVER_UNIT = ("kernel_module", "driver", "fabric_manager")
 # The kernel moves after the driver (its NVIDIA module is then the planned driver's: precompiled package or DKMS
 # build), before the one reboot; on a way back it moves first.
-UNITS: tuple[tuple[str, ...], ...] = (DRIVER_UNIT, ("kernel",), ("cuda",), ("cudnn",), ("nccl",), ("container_toolkit",),
-                                      ("dcgm",))
+UNITS: tuple[tuple[str, ...], ...] = (DRIVER_UNIT, ("kernel",), ("cuda",), ("cudnn",), ("nccl",),
+                                      ("container_toolkit",), ("dcgm",))
 MANAGED = tuple(c for unit in UNITS for c in unit)
 
 Key = frozenset[tuple[str, str]]

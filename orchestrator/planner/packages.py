@@ -9,7 +9,7 @@ package manager's rules (``model/pkgorder.py``: dpkg's for apt hosts, rpm's verc
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from orchestrator.model import pkgorder
@@ -100,7 +100,7 @@ def kernel_build(release: str) -> str:
 
 
 def kernel_companions(target: SoftwareStack, naming: Naming, build: str,
-                      offered: dict[str, tuple[str, ...]] | dict[str, list[str]]) -> tuple[tuple[str, ...], str | None]:
+                      offered: Mapping[str, Sequence[str]]) -> tuple[tuple[str, ...], str | None]:
     """The packages installed and held with the kernel image at its exact ``build``, each only where offered at
     that build, and why the kernel would boot without an NVIDIA module (None when it has one).
 
@@ -112,12 +112,15 @@ def kernel_companions(target: SoftwareStack, naming: Naming, build: str,
     """
     assert target.kernel is not None
     release = str(target.kernel)
-    at_build = lambda name: build in offered.get(name, ())  # noqa: E731
+
+    def at_build(name: str) -> bool:
+        return build in offered.get(name, ())
+
     if naming.source is PackageSource.CUDA_DNF:
-        names = tuple(n for n in ("kernel-core", "kernel-modules", "kernel-devel") if at_build(n))
-        if "kernel-devel" not in names:
-            return names, f"kernel-devel {build} is not offered: DKMS cannot build the NVIDIA module for {release}"
-        return names, None
+        rpms = tuple(n for n in ("kernel-core", "kernel-modules", "kernel-devel") if at_build(n))
+        if "kernel-devel" not in rpms:
+            return rpms, f"kernel-devel {build} is not offered: DKMS cannot build the NVIDIA module for {release}"
+        return rpms, None
     names = [n for n in (f"linux-modules-{release}",) if at_build(n)]
     precompiled = None
     if naming.source is PackageSource.UBUNTU and target.driver is not None:

@@ -238,9 +238,10 @@ def _kernel_vars(step: Step, pin: Pinning, build: str, problems: list[str]) -> d
         if pin.naming.source.manager == "dnf":  # one package name for every kernel: name-version-release
             old_names = ("kernel", *kernel_companions(old, pin.naming, old_build, offered)[0])
             remove = tuple(f"{n}-{old_build}" for n in old_names)
-        else:
-            found = [b for b in offered.get(old_package or "", ()) if matches("kernel", left, b)]
-            remove = (old_package or "", *(kernel_companions(old, pin.naming, found[0], offered)[0] if found else ()))
+        else:  # every package of that release the host could have: image, modules, headers, NVIDIA's module
+            known = {*offered, *pin.host.packages.installed}
+            remove = (old_package or "", *sorted(n for n in known if n.startswith("linux-") and n.endswith(f"-{left}")
+                                                 and n != old_package))
         if KernelVersion(left) > KernelVersion(release):
             out["upgrade_host_kernel_remove"] = ",".join(n for n in remove if n)
     return out

@@ -1,7 +1,8 @@
 """`upgrade plan | apply | rollback` on the lab's RPM-family host: the plan names dnf and the packages that move
 with NVIDIA's nvidia-open metapackage; real dnf installs the exact build, versionlock pins it, and the rollback
 downgrades and pins the old build again; each driver step enables the branch's nvidia-driver module stream
-(580-open, then 535-open again: the module is reset on each branch change). The .deb hosts beside it are untouched (the plan is made with --limit)."""
+(580-open, then 535-open again: the module is reset on each branch change). The .deb hosts beside it are
+untouched (the plan is made with --limit)."""
 
 from __future__ import annotations
 
