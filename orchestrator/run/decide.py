@@ -29,7 +29,7 @@ from orchestrator.run.admission import Slot, admit
 from orchestrator.run.flow import FlowRun, flow_order, outlasts_window, stage_budget
 from orchestrator.run.hostmap import HostMap, Outstanding
 from orchestrator.run.preflight import window_reason
-from orchestrator.run.stacks import mismatches
+from orchestrator.run.stacks import kernel_moves, mismatches
 from orchestrator.run.states import OUT_OF_SERVICE, TERMINAL, HostState
 from orchestrator.run.stragglers import STRAGGLER_METRICS, judge_wave
 
@@ -925,9 +925,10 @@ def _judge(host: HostPlan, phase: Phase, step: Step, event: StepDone) -> tuple[b
     if not isinstance(raw, dict):
         return False, "the host reported no stack", False
     live = SoftwareStack.model_validate(raw)
+    kernel = kernel_moves(host.current, host.target)
     if step.kind == StepKind.PRECHECK:
-        diff = mismatches(live, host.current)
-        if phase == "upgrade" and diff and host.target is not None and not mismatches(live, host.target):
+        diff = mismatches(live, host.current, kernel)
+        if phase == "upgrade" and diff and host.target is not None and not mismatches(live, host.target, kernel):
             return True, "", True  # done already (an earlier run, or by hand): verified, not failed
         if diff:
             return False, "host changed since the plan was made: " + "; ".join(diff), False
@@ -939,7 +940,7 @@ def _judge(host: HostPlan, phase: Phase, step: Step, event: StepDone) -> tuple[b
     driver_status = str(event.data.get("driver_status", "ok"))
     if driver_status != "ok" and want.driver is not None:
         return False, f"driver {driver_status}: {event.data.get('driver_message', '')}".strip(), False
-    diff = mismatches(live, want)
+    diff = mismatches(live, want, kernel)
     return not diff, "; ".join(diff), False
 
 

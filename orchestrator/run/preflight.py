@@ -16,7 +16,7 @@ from orchestrator.model.stack import COMPONENTS
 from orchestrator.planner import Plan, Wave
 from orchestrator.planner.artifact import fingerprint_desired, fingerprint_inventory
 from orchestrator.planner.schedule import earliest_fit, iso
-from orchestrator.run.stacks import mismatches
+from orchestrator.run.stacks import kernel_moves, mismatches
 
 __all__ = ["select_waves", "stale_reasons", "window_reason"]
 
@@ -59,7 +59,7 @@ def facts_differences(plan: Plan, snapshot: FactsSnapshot, hosts: set[str] | Non
             out.append(f"{name}: no facts today")
             continue
         now_stack = facts.stack()
-        if host.target is not None and not mismatches(now_stack, host.target):
+        if host.target is not None and not mismatches(now_stack, host.target, kernel_moves(host.current, host.target)):
             continue  # already upgraded by an earlier run of this plan
         changes = [f"{c} {value_of(host.current, c)} -> {value_of(now_stack, c)}" for c in COMPONENTS
                    if value_of(host.current, c) != value_of(now_stack, c)]

@@ -6,12 +6,18 @@ from orchestrator.model.drift import value_of
 from orchestrator.model.stack import COMPONENTS, SoftwareStack
 
 
-def mismatches(live: SoftwareStack, target: SoftwareStack) -> list[str]:
-    """Components whose installed version is not the target's; a two-part CUDA target accepts any update."""
+def kernel_moves(current: SoftwareStack, target: SoftwareStack | None) -> bool:
+    """Does the plan move the host's kernel? Only then is the running kernel part of what must match."""
+    return target is not None and target.kernel is not None and target.kernel != current.kernel
+
+
+def mismatches(live: SoftwareStack, target: SoftwareStack, kernel: bool = False) -> list[str]:
+    """Components whose installed version is not the target's; a two-part CUDA target accepts any update. The
+    kernel counts only with ``kernel`` (a plan that moves it): otherwise it is not managed."""
     out = []
     for c in COMPONENTS:
         want = target.component(c)
-        if want is None or c == "kernel":
+        if want is None or (c == "kernel" and not kernel):
             continue
         have = live.component(c)
         if c == "cuda" and have is not None and target.cuda is not None and target.cuda.text.count(".") == 1:

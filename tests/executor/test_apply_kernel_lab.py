@@ -69,7 +69,7 @@ def test_kernel_upgrade_with_its_module_and_rollback(fresh: LabHandle, tmp_path:
     rolled = upgrade("rollback", str(plan_path), "--host", HOST, "--yes", "--output", "json",
                      "--state-dir", str(tmp_path / "state"), *FAST)
     assert rolled.returncode == 0, rolled.stdout + rolled.stderr
-    assert json.loads(rolled.stdout)["hosts"][HOST]["state"] == "rolled_back"
+    assert json.loads(rolled.stdout)["hosts"][HOST]["state"] == "rolled_back", rolled.stdout
     assert kernel(fresh) == old
     assert fresh.ssh(HOST, f"dpkg-query -W linux-image-{new}").returncode != 0
     assert fresh.ssh(HOST, "nvidia-smi --query-gpu=driver_version --format=csv,noheader").returncode == 0

@@ -105,3 +105,14 @@ def test_an_unmanaged_kernel_plans_no_kernel_step() -> None:
     fleet, unknown, now = load_fleet(SCENARIO / "fleet.yaml")
     plan = build_plan(fleet, load_desired(SCENARIO / "desired.yaml"), None, load_knowledge(), now, unknown=unknown)
     assert not any(s.component == "kernel" for h in plan.hosts for s in (*h.steps, *h.rollback))
+
+
+def test_the_running_kernel_must_match_only_when_the_plan_moves_it() -> None:
+    from orchestrator.model.stack import SoftwareStack
+    from orchestrator.run.stacks import kernel_moves, mismatches
+
+    old = SoftwareStack.model_validate({"driver": "580.95.05", "kernel": OLD})
+    new = old.model_copy(update={"kernel": KernelVersion(NEW)})
+    assert kernel_moves(old, new) and not kernel_moves(old, old) and not kernel_moves(old, None)
+    assert mismatches(new, old) == []  # an unmanaged kernel may change under the plan
+    assert mismatches(new, old, kernel=True) == [f"kernel is {NEW}, planned {OLD}"]
