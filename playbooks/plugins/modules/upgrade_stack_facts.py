@@ -11,7 +11,7 @@ description:
     dpkg or rpm package versions of cuDNN, NCCL, fabric manager, DCGM and the container toolkit,
     the kernel release and /etc/os-release.
   - The nvidia kernel module in C(gpu_stack.kernel_modules) (module_utils upgrade_kernel_modules, which
-    upgrade_boot_kernel uses too): its packaging (precompiled or dkms, from the installed packages),
+    upgrade_boot_kernel uses too), with its packaging (precompiled or dkms, from the installed packages),
     C(dkms status nvidia) where DKMS is installed, and each installed kernel's module version (modinfo, else the
     nvidia.ko under /lib/modules/KERNEL).
   - Never fails because of a GPU problem; a missing driver, nvidia-smi failing or a driver/library
