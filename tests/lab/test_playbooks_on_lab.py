@@ -114,7 +114,11 @@ def test_driver_upgrade_reboots_verifies_and_rolls_back(lab: LabHandle) -> None:
     assert smi.stdout.split()[0] == "535.183.01"
     sel = selections(lab, host)
     assert sel["nvidia-driver-535"] == "hold" and sel["nvidia-fabricmanager-535"] == "hold"
-    assert "nvidia-driver-580-open" not in sel
+    # removed: its postrm (the persistence daemon's init script links) keeps it in dpkg's config-files state,
+    # as real packages with maintainer scripts stay until purged
+    assert sel.get("nvidia-driver-580-open", "deinstall") == "deinstall"
+    status = lab.ssh(host, "dpkg-query -W -f '${db:Status-Abbrev}' nvidia-driver-580-open").stdout
+    assert status.strip() == "rc", status
 
 
 def test_gates_report_failures_and_the_straggler_figure(lab: LabHandle) -> None:
