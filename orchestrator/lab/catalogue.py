@@ -183,6 +183,12 @@ def drivers() -> list[Package]:
     for branch, version, cuda, date in DRIVERS:
         for flavor in ("proprietary", "open"):
             info = {"version": version, "branch": branch, "flavor": flavor, "cuda": cuda, "build_date": date}
+            initd, scripts = _service("nvidia-persistenced", "NVIDIA persistence daemon",
+                                      "/usr/bin/nvidia-persistenced --user nvidia-persistenced",
+                                      f'echo "Building initial module for nvidia/{version}... Done."\n')
+            persistenced = {"name": "nvidia-persistenced", "service": "nvidia-persistenced", "version": version,
+                            "version_text": f"nvidia-persistenced:  version {version}",
+                            "log": "/var/log/nvidia-persistenced.log", "match_driver": True}
             files = (
                 PkgFile(path="/usr/bin/nvidia-smi", content=_text("tools", "nvidia-smi"), mode=0o755),
                 PkgFile(path="/usr/share/nvidia/gpu-lab-driver.json", content=json.dumps(info) + "\n"),
@@ -192,14 +198,18 @@ def drivers() -> list[Package]:
                 PkgFile(path=f"/usr/src/nvidia-{version}/dkms.conf",
                         content=f'PACKAGE_NAME="nvidia"\nPACKAGE_VERSION="{version}"\n'),
                 _kernel_module(version, flavor),
+                # the persistence daemon, from this driver's build: it runs on the old binary after an upgrade
+                # until something restarts it, and refuses to start against another loaded module
+                PkgFile(path="/usr/bin/nvidia-persistenced", content=_text("tools", "daemon"), mode=0o755),
+                PkgFile(path="/usr/share/gpu-lab/nvidia-persistenced.json", content=json.dumps(persistenced) + "\n"),
+                initd,
             )
             suffix = "-open" if flavor == "open" else ""
             out.append(Package(
                 name=f"nvidia-driver-{branch}{suffix}", version=f"{version}-0ubuntu1",
                 description=f"NVIDIA driver metapackage ({flavor} kernel module), simulated for gpu-lab",
                 provides=("nvidia-driver-binary",), conflicts=("nvidia-driver-binary",),
-                replaces=("nvidia-driver-binary",), files=files,
-                scripts={"postinst": f'echo "Building initial module for nvidia/{version}... Done."\n'},
+                replaces=("nvidia-driver-binary",), files=files, scripts=scripts,
             ))
     return out
 

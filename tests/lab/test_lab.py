@@ -79,7 +79,9 @@ def test_driver_change_mismatch_until_reboot(lab: LabHandle) -> None:
                       "apt-get install -y -qq nvidia-driver-580-open=580.95.05-0ubuntu1 "
                       "nvidia-fabricmanager-580=580.95.05-1")
     assert r.returncode == 0, r.stderr
-    assert version(lab, host, "nvidia-driver-535") == ""  # the branches conflict: 535 was removed
+    # the branches conflict: 535 was removed (its postrm keeps it in dpkg's config-files state until purged)
+    status = lab.ssh(host, "dpkg-query -W -f '${db:Status-Abbrev}' nvidia-driver-535").stdout
+    assert status.strip() == "rc", status
     smi = lab.ssh(host, "nvidia-smi")
     assert smi.returncode == 18
     assert "Failed to initialize NVML: Driver/library version mismatch\nNVML library version: 580.95" in smi.stdout

@@ -114,7 +114,11 @@ def test_driver_upgrade_reboots_verifies_and_rolls_back(lab: LabHandle) -> None:
     assert smi.stdout.split()[0] == "535.183.01"
     sel = selections(lab, host)
     assert sel["nvidia-driver-535"] == "hold" and sel["nvidia-fabricmanager-535"] == "hold"
-    assert "nvidia-driver-580-open" not in sel
+    # removed: its postrm (the persistence daemon's init script links) keeps it in dpkg's config-files state,
+    # as real packages with maintainer scripts stay until purged
+    assert sel.get("nvidia-driver-580-open", "deinstall") == "deinstall"
+    status = lab.ssh(host, "dpkg-query -W -f '${db:Status-Abbrev}' nvidia-driver-580-open").stdout
+    assert status.strip() == "rc", status
 
 
 def test_gates_report_failures_and_the_straggler_figure(lab: LabHandle) -> None:
@@ -226,12 +230,15 @@ def test_bare_host_drain_stops_services_and_waits_for_gpu_users(lab: LabHandle) 
     drained = play(lab, "drain.yml", host, upgrade_scheduler="none", drain_poll_s=1)
     assert drained.status == "successful", drained.host_messages(host)
     assert stats(drained, host, "gpu_drain") == {"scheduler": "none", "node": host, "action": "drained",
-                                                 "services_stopped": ["nvidia-dcgm"], "gpu_processes": [],
-                                                 "host": host}
+                                                 "services_stopped": ["nvidia-dcgm", "nvidia-persistenced"],
+                                                 "gpu_processes": [], "host": host}
     assert lab.ssh(host, "/etc/init.d/nvidia-dcgm status").returncode == 3
+    assert lab.ssh(host, "/etc/init.d/nvidia-persistenced status").returncode == 3
     back = play(lab, "uncordon.yml", host, upgrade_scheduler="none")
-    assert stats(back, host, "gpu_drain")["services_started"] == ["nvidia-dcgm"]  # type: ignore[index]
+    started = stats(back, host, "gpu_drain")["services_started"]  # type: ignore[index]
+    assert started == ["nvidia-dcgm", "nvidia-persistenced"]
     assert lab.ssh(host, "/etc/init.d/nvidia-dcgm status").returncode == 0
+    assert lab.ssh(host, "/etc/init.d/nvidia-persistenced status").returncode == 0
 
 
 def _running_dcgm(lab: LabHandle, host: str) -> str:
@@ -301,3 +308,91 @@ def test_no_reboot_into_a_kernel_without_the_planned_drivers_module(lab: LabHand
         back = play(lab, "upgrade_host.yml", host, **{**driver, "upgrade_host_version": "535.183.01-0ubuntu1",
                                                      "upgrade_host_reboot": True})
         assert back.status == "successful", back.host_messages(host)
+
+
+
+def _persistenced(lab: LabHandle, host: str) -> tuple[str, str]:
+    """(pid, driver version) of the running nvidia-persistenced, as the simulated daemon wrote them when it started."""
+    pid = lab.ssh(host, "cat /run/nvidia-persistenced.pid").stdout.strip()
+    state = json.loads(lab.ssh(host, "cat /run/nvidia-persistenced.state").stdout)
+    assert lab.ssh(host, f"kill -0 {pid}").returncode == 0, f"nvidia-persistenced {pid} is not running"
+    return pid, str(state["version"])
+
+
+def _persistenced_binary(lab: LabHandle, host: str) -> dict[str, Any]:
+    probe = lab.ansible(host, "gpu_fleet.upgrade.upgrade_service_binary",
+                        "process=nvidia-persistenced binary=/usr/bin/nvidia-persistenced")
+    assert probe.returncode == 0, probe.stdout + probe.stderr
+    found: dict[str, Any] = json.loads(probe.stdout.split("=>", 1)[1])
+    return found
+
+
+def test_driver_change_restarts_persistenced_on_the_new_binary_once_its_module_is_loaded(lab: LabHandle) -> None:
+    """The driver package replaces nvidia-persistenced and leaves the running one alone. Against the old kernel
+    module the new binary fails (NVRM: API mismatch), so before the reboot the old daemon is left running; a
+    reboot starts the new one; with the installed driver loaded, a replaced binary is restarted by the handler."""
+    host = "gpu-a100-01"
+    driver = {"upgrade_host_component": "driver", "upgrade_host_kernel_module": "proprietary"}
+    assert _persistenced(lab, host)[1] == "535.183.01"  # the package enables it, the host starts it at boot
+    try:
+        up = play(lab, "upgrade_host.yml", host, **driver, upgrade_host_version="580.82.07-0ubuntu1")
+        assert up.status == "successful", up.host_messages(host)
+        report = stats(up, host, "gpu_upgrade")
+        assert report is not None and report["rebooted"] is True and report["persistenced_restarted"] is False
+        old_pid, version = _persistenced(lab, host)
+        assert version == "580.82.07"  # started fresh by the reboot
+
+        # an upgrade behind the role's back (same package, so its prerm leaves the daemon running)
+        by_hand = lab.ssh(host, "apt-get install -y -q --allow-change-held-packages "
+                                "nvidia-driver-580=580.95.05-0ubuntu1", timeout=120)
+        assert by_hand.returncode == 0, by_hand.stderr
+        assert _persistenced(lab, host) == (old_pid, "580.82.07")
+        found = _persistenced_binary(lab, host)
+        assert found["running"] and found["stale"] == found["pids"] == [int(old_pid)], found
+
+        # reboot off, the old module still loaded: the new binary cannot start, the old daemon is left running
+        mismatch = lab.ssh(host, "/usr/bin/nvidia-persistenced --user nvidia-persistenced")
+        assert mismatch.returncode == 1 and "API mismatch" in mismatch.stderr, mismatch.stderr
+        skipped = play(lab, "upgrade_host.yml", host, **driver, upgrade_host_version="580.95.05-0ubuntu1",
+                       upgrade_host_reboot=False)
+        assert skipped.status == "successful", skipped.host_messages(host)
+        report = stats(skipped, host, "gpu_upgrade")
+        assert report is not None
+        assert report["reboot_required"] is True and report["persistenced_restarted"] is False, report
+        assert "Note a persistence daemon to restart" not in changed(skipped)
+        assert _persistenced(lab, host) == (old_pid, "580.82.07")
+
+        # the reboot starts the new daemon: nothing left to restart
+        rebooted = play(lab, "upgrade_host.yml", host, **driver, upgrade_host_version="580.95.05-0ubuntu1")
+        assert rebooted.status == "successful", rebooted.host_messages(host)
+        report = stats(rebooted, host, "gpu_upgrade")
+        assert report is not None and report["rebooted"] is True and report["persistenced_restarted"] is False
+        old_pid, version = _persistenced(lab, host)
+        assert version == "580.95.05" and _persistenced_binary(lab, host)["stale"] == []
+
+        # the package's binary replaced under the running daemon, its module loaded: the handler restarts it
+        time.sleep(1.2)  # the module's start-time comparison has one second of slack
+        again_by_hand = lab.ssh(host, "apt-get install -y -q --reinstall --allow-change-held-packages "
+                                      "nvidia-driver-580=580.95.05-0ubuntu1", timeout=120)
+        assert again_by_hand.returncode == 0, again_by_hand.stderr
+        found = _persistenced_binary(lab, host)
+        assert found["stale"] == found["pids"] == [int(old_pid)], found
+        boot = lab.boot_id(host)
+        fix = play(lab, "upgrade_host.yml", host, **driver, upgrade_host_version="580.95.05-0ubuntu1")
+        assert fix.status == "successful", fix.host_messages(host)
+        assert {"Note a persistence daemon to restart", "Restart the NVIDIA persistence daemon"} <= set(changed(fix))
+        report = stats(fix, host, "gpu_upgrade")
+        assert report is not None and report["persistenced_restarted"] is True and report["rebooted"] is False
+        assert lab.boot_id(host) == boot
+        new_pid, version = _persistenced(lab, host)
+        assert new_pid != old_pid and version == "580.95.05"
+        found = _persistenced_binary(lab, host)
+        assert found["running"] and found["pids"] == [int(new_pid)] and found["stale"] == [], found
+
+        again = play(lab, "upgrade_host.yml", host, **driver, upgrade_host_version="580.95.05-0ubuntu1")
+        assert again.status == "successful" and changed(again) == []
+        assert _persistenced(lab, host)[0] == new_pid
+    finally:
+        back = play(lab, "upgrade_host.yml", host, **driver, upgrade_host_version="535.183.01-0ubuntu1")
+        assert back.status == "successful", back.host_messages(host)
+    assert _persistenced(lab, host)[1] == "535.183.01"
