@@ -176,6 +176,25 @@ def managed_kernels() -> list[Package]:
     return out
 
 
+def precompiled_modules() -> list[Package]:
+    """Ubuntu's precompiled, signed module packages for the kernel the lab runs, one per branch and flavour
+    (``linux-modules-nvidia-580-open-<kernel>``), each build depending on its exact driver build as Ubuntu's
+    depend on the matching ``nvidia-kernel-common``: a host that installs one runs its module from it."""
+    kernel = running_kernel()
+    out = []
+    for branch, version, _cuda, _date in DRIVERS:
+        for flavor in ("proprietary", "open"):
+            suffix = "-open" if flavor == "open" else ""
+            module = _kernel_module(version, flavor)
+            folder = f"/lib/modules/{kernel}/kernel/nvidia-{branch}{suffix}"
+            out.append(Package(
+                name=f"linux-modules-nvidia-{branch}{suffix}-{kernel}", version=f"{_kernel_build(kernel)}+{version}",
+                section="kernel", depends=(f"nvidia-driver-{branch}{suffix} (= {version}-0ubuntu1)",),
+                description=f"NVIDIA kernel module {version} ({flavor}) for Linux {kernel} (gpu-lab simulated)",
+                files=(module.model_copy(update={"path": f"{folder}/nvidia.ko"}),)))
+    return out
+
+
 def drivers() -> list[Package]:
     out = []
     smi = [PkgFile(path=f"/usr/share/nvidia/gpu-lab-smi/{n}", content=_text("tools", "smi", n))
@@ -356,4 +375,4 @@ def container_toolkits() -> list[Package]:
 def catalogue() -> tuple[Package, ...]:
     """Every simulated package, in a stable order."""
     return tuple(drivers() + fabric_managers() + toolkits() + cudnn() + nccl() + dcgm() + container_toolkits()
-                 + [kernel_update()] + managed_kernels())
+                 + [kernel_update()] + managed_kernels() + precompiled_modules())

@@ -35,6 +35,7 @@ _VAR_GRAMMAR: dict[str, re.Pattern[str] | frozenset[str]] = {
     "upgrade_host_cudnn_cuda_major": re.compile(r"^[0-9]{1,3}$"),
     # the package source's extra packages for the driver step (kernel module, branch pinning, dnf stream)
     "upgrade_host_module_package": PACKAGE,
+    "upgrade_host_module_version": BUILD,
     "upgrade_host_pinning_package": PACKAGE,
     "upgrade_host_module_stream": re.compile(r"^nvidia-driver:[0-9]{3}-(?:open|dkms)$"),
     "upgrade_driver_fabric_manager_version": BUILD,

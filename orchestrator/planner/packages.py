@@ -122,11 +122,7 @@ def kernel_companions(target: SoftwareStack, naming: Naming, build: str,
             return rpms, f"kernel-devel {build} is not offered: DKMS cannot build the NVIDIA module for {release}"
         return rpms, None
     names = [n for n in (f"linux-modules-{release}",) if at_build(n)]
-    precompiled = None
-    if naming.source is PackageSource.UBUNTU and target.driver is not None:
-        is_open = target.kernel_module == KernelModuleFlavor.OPEN
-        series = f"{target.driver.major}{'-server' if naming.server else ''}{'-open' if is_open else ''}"
-        precompiled = f"linux-modules-nvidia-{series}-{release}"
+    precompiled = precompiled_module(target, naming, release) if naming.source is PackageSource.UBUNTU else None
     headers = f"linux-headers-{release}"
     if precompiled is not None and at_build(precompiled):
         names.append(precompiled)
@@ -139,10 +135,15 @@ def kernel_companions(target: SoftwareStack, naming: Naming, build: str,
 
 
 def driver_extras(target: SoftwareStack, naming: Naming, kernel: str | None,
-                  offered: Iterable[str] = ()) -> dict[str, str]:
+                  offered: Iterable[str] = (), installed: Iterable[str] = ()) -> dict[str, str]:
     """The packages that go with the driver package on the host's source, by role variable: the kernel module
     package (precompiled on the Ubuntu archive, DKMS on the CUDA repository for RHEL), the dnf module stream
-    and the apt branch pinning package. Exact names, so that no role derives one."""
+    and the apt branch pinning package. Exact names, so that no role derives one.
+
+    Ubuntu archive: a host that runs a precompiled module (a ``linux-modules-nvidia-*`` package installed) gets
+    the new branch's module package for the kernel it runs (``linux-modules-nvidia-580-server-open-6.8.0-90-
+    generic``, one name per kernel release: a flavour metapackage would pull the newest kernel with it), where
+    the archive offers it; a host on DKMS keeps DKMS (the driver package builds its module)."""
     if target.driver is None:
         return {}
     b, is_open = target.driver.major, target.kernel_module == KernelModuleFlavor.OPEN
@@ -151,13 +152,24 @@ def driver_extras(target: SoftwareStack, naming: Naming, kernel: str | None,
                 "upgrade_host_module_stream": f"nvidia-driver:{b}-{'open' if is_open else 'dkms'}"}
     if naming.source is PackageSource.CUDA_APT:
         return {"upgrade_host_pinning_package": f"nvidia-driver-pinning-{b}"} if b >= _APT_UNVERSIONED_FROM else {}
-    flavour = kernel_flavour(kernel)
-    if flavour is None:
+    module = precompiled_module(target, naming, kernel)
+    if module is None or not any(PRECOMPILED.match(n) for n in installed):
         return {}
-    series = f"{b}{'-server' if naming.server else ''}{'-open' if is_open else ''}"
-    module = f"linux-modules-nvidia-{series}-{flavour}"
-    # Only where the archive offers it: otherwise the driver package builds its module with DKMS.
+    # Only where the archive offers it: otherwise the step is left out with one line (see steps.py).
     return {"upgrade_host_module_package": module} if module in set(offered) else {}
+
+
+# Ubuntu's precompiled, signed module packages: per branch, flavour and kernel release.
+PRECOMPILED = re.compile(r"^linux-modules-nvidia-\d{3}(?:-server)?(?:-open)?-.+$")
+
+
+def precompiled_module(target: SoftwareStack, naming: Naming, kernel: str | None) -> str | None:
+    """``linux-modules-nvidia-<branch>[-server][-open]-<kernel release>`` for the target's driver."""
+    if target.driver is None or not kernel:
+        return None
+    is_open = target.kernel_module == KernelModuleFlavor.OPEN
+    series = f"{target.driver.major}{'-server' if naming.server else ''}{'-open' if is_open else ''}"
+    return f"linux-modules-nvidia-{series}-{kernel}"
 
 
 # NVIDIA's CUDA repository for RHEL splits the driver into packages that share its build (epoch 3); dnf moves and

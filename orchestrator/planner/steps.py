@@ -14,10 +14,11 @@ import networkx as nx
 
 from orchestrator.model.grammar import is_build
 from orchestrator.model.policy import Estimates, Gate, WorkloadGate
-from orchestrator.model.stack import Host, SoftwareStack
+from orchestrator.model.stack import Host, PackageSource, SoftwareStack
 from orchestrator.model.versions import KernelVersion
 from orchestrator.planner.model import Step, StepKind, VarValue
 from orchestrator.planner.packages import (
+    PRECOMPILED,
     Naming,
     companions,
     cudnn_cuda_major,
@@ -25,8 +26,10 @@ from orchestrator.planner.packages import (
     kernel_build,
     kernel_companions,
     matches,
+    newest,
     package_name,
     pick_build,
+    precompiled_module,
     upstream,
 )
 
@@ -173,8 +176,10 @@ def _playbook(step: Step, pin: Pinning, reboot_later: bool, problems: list[str],
         variables["upgrade_host_package_manager"] = "dnf"
     if step.component == "driver":
         variables["upgrade_host_kernel_module"] = str(stack.kernel_module or "auto")
-        extras = driver_extras(stack, pin.naming, _text(pin.host.stack.kernel), pin.host.packages.available)
+        kernel = _text(pin.host.stack.kernel)
+        extras = driver_extras(stack, pin.naming, kernel, pin.host.packages.available, pin.host.packages.installed)
         variables.update(extras)
+        variables.update(_precompiled(pin, kernel, extras, problems))
         with_packages = companions(step.component, package, version, pin.naming, extras,
                                    pin.host.packages.available)
         if with_packages:
@@ -245,3 +250,22 @@ def _kernel_vars(step: Step, pin: Pinning, build: str, problems: list[str]) -> d
         if KernelVersion(left) > KernelVersion(release):
             out["upgrade_host_kernel_remove"] = ",".join(n for n in remove if n)
     return out
+
+
+def _precompiled(pin: Pinning, kernel: str | None, extras: dict[str, str], problems: list[str]) -> dict[str, VarValue]:
+    """Ubuntu archive, a host on precompiled modules: the new branch's module package for its running kernel at
+    the newest build offered (installed and held with the driver); not offered, the host is left out with one
+    line rather than rebooted into a driver without a module."""
+    packages = pin.host.packages
+    if pin.naming.source is not PackageSource.UBUNTU or not any(PRECOMPILED.match(n) for n in packages.installed):
+        return {}
+    module = extras.get("upgrade_host_module_package") or precompiled_module(pin.stack, pin.naming, kernel)
+    if module is None:
+        return {}
+    build = packages.installed.get(module) if pin.prefer_installed else None  # a way back: what it had
+    build = build or newest((b for b in packages.available.get(module, ()) if is_build(b)), packages.manager)
+    if build is None:
+        problems.append(f"{module} is not offered: the precompiled NVIDIA module of driver {pin.stack.driver} for "
+                        f"kernel {kernel}")
+        return {}
+    return {"upgrade_host_module_package": module, "upgrade_host_module_version": build}

@@ -74,3 +74,44 @@ def test_kernel_upgrade_with_its_module_and_rollback(fresh: LabHandle, tmp_path:
     assert fresh.ssh(HOST, f"dpkg-query -W linux-image-{new}").returncode != 0
     assert fresh.ssh(HOST, "nvidia-smi --query-gpu=driver_version --format=csv,noheader").returncode == 0
 
+
+
+def test_a_host_on_precompiled_modules_moves_to_the_new_branchs_module_package_and_back(fresh: LabHandle,
+                                                                                      tmp_path: Path) -> None:
+    """Ubuntu archive, precompiled modules: the plan names the new branch's module package for the kernel the
+    host runs at its exact build; apply installs and holds it beside the driver and the old branch's goes;
+    rollback brings the old one back."""
+    release = running_kernel()
+    old_module, new_module = f"linux-modules-nvidia-535-{release}", f"linux-modules-nvidia-580-open-{release}"
+    put = fresh.ssh(HOST, f"DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {old_module} && "
+                          f"apt-mark hold {old_module}")
+    assert put.returncode == 0, put.stdout + put.stderr
+    desired = tmp_path / "desired.yaml"
+    desired.write_text(yaml.safe_dump({"version": 1, "policy": {
+        "canary": 1, "waves": ["100%"], "max_unavailable": 1, "soak": 0, "gates": ["dcgm-r1"],
+        "failure_budget": {"per_wave": 0, "total": 0}, "drain": {"timeout": 120}},
+        "pools": {"inference": {"target": {"driver": "580.95.05", "kernel_module": "open"}}}}))
+    plan_path = tmp_path / "precompiled.plan.json"
+    made = upgrade("plan", "-i", str(fresh.inventory), str(desired), "-l", HOST, "-o", str(plan_path),
+                   "--output", "json")
+    assert made.returncode == 0, made.stdout + made.stderr
+    steps = [s for lst in json.loads(plan_path.read_text())["step_lists"] for s in lst]
+    up = next(s for s in steps if s.get("component") == "driver" and s["to_version"] == "580.95.05")
+    assert up["vars"]["upgrade_host_module_package"] == new_module
+    assert up["vars"]["upgrade_host_module_version"].endswith("+580.95.05")
+
+    applied = upgrade("apply", str(plan_path), "--wave", "canary", "--yes", "--output", "json", "--ignore-window",
+                      "--state-dir", str(tmp_path / "state"), *FAST)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert json.loads(applied.stdout)["hosts"][HOST]["state"] == "done", applied.stdout
+    listed = fresh.ssh(HOST, "dpkg-query -W -f '${Package} ${db:Status-Abbrev}\\n' 'linux-modules-nvidia-*'").stdout
+    assert f"{new_module} ii" in listed and f"{old_module} ii" not in listed, listed
+    assert new_module in held(fresh)
+
+    rolled = upgrade("rollback", str(plan_path), "--host", HOST, "--yes", "--output", "json",
+                     "--state-dir", str(tmp_path / "state"), *FAST)
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    assert json.loads(rolled.stdout)["hosts"][HOST]["state"] == "rolled_back", rolled.stdout
+    listed = fresh.ssh(HOST, "dpkg-query -W -f '${Package} ${db:Status-Abbrev}\\n' 'linux-modules-nvidia-*'").stdout
+    assert f"{old_module} ii" in listed and f"{new_module} ii" not in listed, listed
+    assert old_module in held(fresh)

@@ -116,3 +116,21 @@ def test_the_running_kernel_must_match_only_when_the_plan_moves_it() -> None:
     assert kernel_moves(old, new) and not kernel_moves(old, old) and not kernel_moves(old, None)
     assert mismatches(new, old) == []  # an unmanaged kernel may change under the plan
     assert mismatches(new, old, kernel=True) == [f"kernel is {NEW}, planned {OLD}"]
+
+
+def test_a_host_on_precompiled_modules_gets_the_new_branchs_module_for_its_kernel_or_is_left_out() -> None:
+    old_module, new_module = f"linux-modules-nvidia-535-{OLD}", f"linux-modules-nvidia-580-open-{OLD}"
+    installed = {f"linux-image-{OLD}": "6.8.0-48.48", old_module: "6.8.0-48.48+1"}
+    plan = _plan({new_module: ("6.8.0-48.48+1", "6.8.0-48.48+2")}, kernel=OLD, installed=installed)
+    assert not plan.excluded
+    step = next(s for s in plan.host("h1").steps if s.component == "driver")
+    assert step.vars["upgrade_host_module_package"] == new_module
+    assert step.vars["upgrade_host_module_version"] == "6.8.0-48.48+2"  # newest offered, by dpkg's order
+    assert not any(s.component == "kernel" for s in plan.host("h1").steps)  # the kernel does not move
+    back = next(s for s in plan.host("h1").rollback if s.component == "driver")
+    assert (back.vars["upgrade_host_module_package"], back.vars["upgrade_host_module_version"]) == (
+        old_module, "6.8.0-48.48+1")
+    # not offered: the host is left out with one line instead of rebooting into a driver without a module
+    plan = _plan({}, kernel=OLD, installed=installed)
+    assert {e.host for e in plan.excluded} == {"h1", "h2", "h3", "h4"}
+    assert f"{new_module} is not offered" in plan.excluded[0].reason and "\n" not in plan.excluded[0].reason

@@ -96,9 +96,15 @@ def test_each_source_names_its_own_packages() -> None:
     assert package_name("driver", v590, Naming(PackageSource.CUDA_APT)) == "nvidia-open"
     assert driver_extras(v590, Naming(PackageSource.CUDA_APT), None) == {
         "upgrade_host_pinning_package": "nvidia-driver-pinning-590"}
-    module = "linux-modules-nvidia-580-server-open-generic"
-    assert driver_extras(stack, ubuntu_server, "6.8.0-45-generic", [module]) == {"upgrade_host_module_package": module}
-    assert driver_extras(stack, ubuntu_server, "6.8.0-45-generic", []) == {}  # not offered: DKMS
+    # a host on precompiled modules gets the new branch's package for the kernel it runs (not the flavour's
+    # metapackage, which would pull the newest kernel); a host on DKMS keeps DKMS
+    module = "linux-modules-nvidia-580-server-open-6.8.0-45-generic"
+    on_precompiled = ["linux-modules-nvidia-535-server-6.8.0-45-generic"]
+    offered_modules = [module, "linux-modules-nvidia-580-server-open-generic"]
+    assert driver_extras(stack, ubuntu_server, "6.8.0-45-generic", offered_modules, on_precompiled) == {
+        "upgrade_host_module_package": module}
+    assert driver_extras(stack, ubuntu_server, "6.8.0-45-generic", offered_modules, ["nvidia-dkms-535"]) == {}
+    assert driver_extras(stack, ubuntu_server, "6.8.0-45-generic", [], on_precompiled) == {}  # not offered
     assert kernel_flavour("5.15.0-1063-nvidia-64k") == "nvidia-64k"
     assert kernel_flavour("5.14.0-427.13.1.el9_4.x86_64") is None
 
