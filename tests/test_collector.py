@@ -300,3 +300,16 @@ def test_kernel_module_values_from_a_host_are_validated() -> None:
 def test_snapshots_from_before_kernel_modules_still_load() -> None:
     snap = load_snapshot(Path(__file__).parents[1] / "inventories" / "example" / "facts.json")
     assert snap.hosts and all(h.kernel_modules is None for h in snap.hosts)
+
+
+def test_the_index_keeps_the_running_kernels_line_at_its_release_and_newer() -> None:
+    from orchestrator.hostside.collector import kernel_packages
+
+    names = ["linux-image-6.8.0-90-generic", "linux-image-6.8.0-45-generic", "linux-headers-6.8.0-100-generic",
+             "linux-image-6.8.0-90-aws", "linux-modules-6.8.0-48-generic", "linux-image-generic", "nvidia-driver-580"]
+    assert kernel_packages(names, "6.8.0-48-generic") == [
+        "linux-image-6.8.0-90-generic", "linux-headers-6.8.0-100-generic", "linux-modules-6.8.0-48-generic"]
+    # a kernel without an ABI number keeps its flavour too; a release the collector cannot read indexes none
+    assert kernel_packages(["linux-image-6.18.45-fc-v1", "linux-image-6.18.43-fc-v1"], "6.18.44-fc-v1") == [
+        "linux-image-6.18.45-fc-v1"]
+    assert kernel_packages(names, "") == []
