@@ -27,6 +27,12 @@ def kernel(lab: LabHandle) -> str:
     return lab.ssh(HOST, "cat /proc/sys/kernel/osrelease").stdout.strip()
 
 
+def modules(lab: LabHandle) -> set[str]:
+    """The precompiled module packages installed (dpkg status ``ii`` or held ``hi``)."""
+    out = lab.ssh(HOST, "dpkg-query -W -f '${Package} ${db:Status-Abbrev}\\n' 'linux-modules-nvidia-*'").stdout
+    return {p[0] for p in (line.split() for line in out.splitlines()) if len(p) > 1 and p[1][1:2] == "i"}
+
+
 def held(lab: LabHandle) -> set[str]:
     return set(lab.ssh(HOST, "apt-mark showhold").stdout.split())
 
@@ -104,14 +110,10 @@ def test_a_host_on_precompiled_modules_moves_to_the_new_branchs_module_package_a
                       "--state-dir", str(tmp_path / "state"), *FAST)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert json.loads(applied.stdout)["hosts"][HOST]["state"] == "done", applied.stdout
-    listed = fresh.ssh(HOST, "dpkg-query -W -f '${Package} ${db:Status-Abbrev}\\n' 'linux-modules-nvidia-*'").stdout
-    assert f"{new_module} ii" in listed and f"{old_module} ii" not in listed, listed
-    assert new_module in held(fresh)
+    assert modules(fresh) == {new_module} and new_module in held(fresh)
 
     rolled = upgrade("rollback", str(plan_path), "--host", HOST, "--yes", "--output", "json",
                      "--state-dir", str(tmp_path / "state"), *FAST)
     assert rolled.returncode == 0, rolled.stdout + rolled.stderr
     assert json.loads(rolled.stdout)["hosts"][HOST]["state"] == "rolled_back", rolled.stdout
-    listed = fresh.ssh(HOST, "dpkg-query -W -f '${Package} ${db:Status-Abbrev}\\n' 'linux-modules-nvidia-*'").stdout
-    assert f"{old_module} ii" in listed and f"{new_module} ii" not in listed, listed
-    assert old_module in held(fresh)
+    assert modules(fresh) == {old_module} and old_module in held(fresh)
