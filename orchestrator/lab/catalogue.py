@@ -195,6 +195,24 @@ def precompiled_modules() -> list[Package]:
     return out
 
 
+def driver_pinning() -> list[Package]:
+    """NVIDIA's pinning packages as the CUDA repository for Ubuntu/Debian ships them from 590: an apt preferences
+    file that keeps the driver's packages on one branch (``nvidia-driver-pinning-580``) or one version
+    (``nvidia-driver-pinning-580.95.05``). The lab's drivers are older; the packages let the roles' handling of
+    them run for real."""
+    out = []
+    for branch, version, _cuda, _date in DRIVERS:
+        for name, pattern in ((f"nvidia-driver-pinning-{version}", f"{version}-*"),
+                              (f"nvidia-driver-pinning-{branch}", f"{branch}.*")):
+            if any(p.name == name for p in out):
+                continue
+            prefs = f"Package: nvidia-driver-{branch}*\nPin: version {pattern}\nPin-Priority: 1000\n"
+            out.append(Package(name=name, version=f"{version}-1", section="utils",
+                               description=f"Pins the NVIDIA driver to {pattern} (gpu-lab simulated)",
+                               files=(PkgFile(path=f"/etc/apt/preferences.d/{name}", content=prefs),)))
+    return out
+
+
 def drivers() -> list[Package]:
     out = []
     smi = [PkgFile(path=f"/usr/share/nvidia/gpu-lab-smi/{n}", content=_text("tools", "smi", n))
@@ -375,4 +393,5 @@ def container_toolkits() -> list[Package]:
 def catalogue() -> tuple[Package, ...]:
     """Every simulated package, in a stable order."""
     return tuple(drivers() + fabric_managers() + toolkits() + cudnn() + nccl() + dcgm() + container_toolkits()
-                 + [kernel_update()] + managed_kernels() + precompiled_modules())
+                 + [kernel_update()] + managed_kernels() + precompiled_modules()
+                 + driver_pinning())

@@ -37,6 +37,7 @@ _VAR_GRAMMAR: dict[str, re.Pattern[str] | frozenset[str]] = {
     "upgrade_host_module_package": PACKAGE,
     "upgrade_host_module_version": BUILD,
     "upgrade_host_pinning_package": PACKAGE,
+    "upgrade_host_pinning_version": BUILD,
     "upgrade_host_module_stream": re.compile(r"^nvidia-driver:[0-9]{3}-(?:open|dkms)$"),
     "upgrade_driver_fabric_manager_version": BUILD,
     "upgrade_host_package_manager": frozenset({"apt", "dnf"}),

@@ -151,7 +151,12 @@ def driver_extras(target: SoftwareStack, naming: Naming, kernel: str | None,
         return {"upgrade_host_module_package": "kmod-nvidia-open-dkms" if is_open else "kmod-nvidia-latest-dkms",
                 "upgrade_host_module_stream": f"nvidia-driver:{b}-{'open' if is_open else 'dkms'}"}
     if naming.source is PackageSource.CUDA_APT:
-        return {"upgrade_host_pinning_package": f"nvidia-driver-pinning-{b}"} if b >= _APT_UNVERSIONED_FROM else {}
+        if b < _APT_UNVERSIONED_FROM:
+            return {}
+        # NVIDIA's pinning packages lock a driver version or a branch; installed before the driver (driver
+        # installation guide, "Recent updates: Version locking packages for Ubuntu / Debian").
+        exact = f"nvidia-driver-pinning-{upstream(str(target.driver))}"
+        return {"upgrade_host_pinning_package": exact if exact in set(offered) else f"nvidia-driver-pinning-{b}"}
     module = precompiled_module(target, naming, kernel)
     if module is None or not any(PRECOMPILED.match(n) for n in installed):
         return {}

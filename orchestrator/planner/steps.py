@@ -180,6 +180,7 @@ def _playbook(step: Step, pin: Pinning, reboot_later: bool, problems: list[str],
         extras = driver_extras(stack, pin.naming, kernel, pin.host.packages.available, pin.host.packages.installed)
         variables.update(extras)
         variables.update(_precompiled(pin, kernel, extras, problems))
+        variables.update(_pinning(pin, extras, problems))
         with_packages = companions(step.component, package, version, pin.naming, extras,
                                    pin.host.packages.available)
         if with_packages:
@@ -269,3 +270,18 @@ def _precompiled(pin: Pinning, kernel: str | None, extras: dict[str, str], probl
                         f"kernel {kernel}")
         return {}
     return {"upgrade_host_module_package": module, "upgrade_host_module_version": build}
+
+
+def _pinning(pin: Pinning, extras: dict[str, str], problems: list[str]) -> dict[str, VarValue]:
+    """NVIDIA's CUDA repository on Ubuntu/Debian from 590: the pinning package's exact build, installed and held
+    before the driver; not offered, the host is left out with one line."""
+    name = extras.get("upgrade_host_pinning_package")
+    if name is None:
+        return {}
+    packages = pin.host.packages
+    build = packages.installed.get(name) if pin.prefer_installed else None
+    build = build or newest((b for b in packages.available.get(name, ()) if is_build(b)), packages.manager)
+    if build is None:
+        problems.append(f"{name} is not offered: it locks the driver's branch (NVIDIA's CUDA repository from 590)")
+        return {}
+    return {"upgrade_host_pinning_version": build}

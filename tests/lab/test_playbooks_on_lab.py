@@ -396,3 +396,30 @@ def test_driver_change_restarts_persistenced_on_the_new_binary_once_its_module_i
         back = play(lab, "upgrade_host.yml", host, **driver, upgrade_host_version="535.183.01-0ubuntu1")
         assert back.status == "successful", back.host_messages(host)
     assert _persistenced(lab, host)[1] == "535.183.01"
+
+
+def test_driver_pinning_package_goes_in_before_the_driver_and_out_when_the_plan_names_none(lab: LabHandle) -> None:
+    """NVIDIA's CUDA repository on apt from 590: the plan's pinning package is installed and held with the
+    driver, another branch's goes; a driver step that names none takes the pinning packages away."""
+    host = "gpu-v100-01"
+    driver = {"upgrade_host_component": "driver", "upgrade_host_kernel_module": "proprietary"}
+    try:
+        hand = lab.ssh(host, "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nvidia-driver-pinning-535 && "
+                             "apt-mark hold nvidia-driver-pinning-535", timeout=120)
+        assert hand.returncode == 0, hand.stderr
+        up = play(lab, "upgrade_host.yml", host, **driver, upgrade_host_version="580.95.05-0ubuntu1",
+                  upgrade_host_reboot=False, upgrade_host_pinning_package="nvidia-driver-pinning-580.95.05",
+                  upgrade_host_pinning_version="580.95.05-1")
+        assert up.status == "successful", up.host_messages(host)
+        pins = {k: v for k, v in selections(lab, host).items() if k.startswith("nvidia-driver-pinning-")}
+        assert pins == {"nvidia-driver-pinning-580.95.05": "hold"}, pins
+        assert "Install and hold the driver pinning package (apt)" in [t.task for t in up.tasks]
+        again = play(lab, "upgrade_host.yml", host, **driver, upgrade_host_version="580.95.05-0ubuntu1",
+                     upgrade_host_reboot=False, upgrade_host_pinning_package="nvidia-driver-pinning-580.95.05",
+                     upgrade_host_pinning_version="580.95.05-1")
+        assert again.status == "successful" and not [t for t in changed(again) if "pinning" in t.lower()], \
+            changed(again)
+    finally:
+        back = play(lab, "upgrade_host.yml", host, **driver, upgrade_host_version="535.183.01-0ubuntu1")
+        assert back.status == "successful", back.host_messages(host)
+    assert not [k for k in selections(lab, host) if k.startswith("nvidia-driver-pinning-")]
