@@ -96,6 +96,9 @@ def test_each_source_names_its_own_packages() -> None:
     assert package_name("driver", v590, Naming(PackageSource.CUDA_APT)) == "nvidia-open"
     assert driver_extras(v590, Naming(PackageSource.CUDA_APT), None) == {
         "upgrade_host_pinning_package": "nvidia-driver-pinning-590"}
+    # the exact version's pinning package where the repository offers it
+    assert driver_extras(v590, Naming(PackageSource.CUDA_APT), None, ["nvidia-driver-pinning-590.44.01"]) == {
+        "upgrade_host_pinning_package": "nvidia-driver-pinning-590.44.01"}
     # a host on precompiled modules gets the new branch's package for the kernel it runs (not the flavour's
     # metapackage, which would pull the newest kernel); a host on DKMS keeps DKMS
     module = "linux-modules-nvidia-580-server-open-6.8.0-45-generic"
