@@ -200,7 +200,7 @@ def driver_pinning() -> list[Package]:
     file that keeps the driver's packages on one branch (``nvidia-driver-pinning-580``) or one version
     (``nvidia-driver-pinning-580.95.05``). The lab's drivers are older; the packages let the roles' handling of
     them run for real."""
-    out = []
+    out: list[Package] = []
     for branch, version, _cuda, _date in DRIVERS:
         for name, pattern in ((f"nvidia-driver-pinning-{version}", f"{version}-*"),
                               (f"nvidia-driver-pinning-{branch}", f"{branch}.*")):
