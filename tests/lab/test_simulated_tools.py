@@ -87,7 +87,8 @@ def test_catalogue_names_and_versions() -> None:
                    ("libnccl2", "2.26.2-1+cuda12.8"), ("datacenter-gpu-manager-4-core", "1:4.2.3-1"),
                    ("nvidia-container-toolkit", "1.17.8-1")]:
         assert wanted in have
-    drivers = [p for p in catalogue() if p.name.startswith("nvidia-driver-")]
+    drivers = [p for p in catalogue() if p.name.startswith("nvidia-driver-")
+               and not p.name.startswith("nvidia-driver-pinning-")]  # pinning packages are apt preferences
     assert all("nvidia-driver-binary" in p.conflicts for p in drivers)
 
 
