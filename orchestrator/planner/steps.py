@@ -263,8 +263,7 @@ def _precompiled(pin: Pinning, kernel: str | None, extras: dict[str, str], probl
     module = extras.get("upgrade_host_module_package") or precompiled_module(pin.stack, pin.naming, kernel)
     if module is None:
         return {}
-    build = packages.installed.get(module) if pin.prefer_installed else None  # a way back: what it had
-    build = build or newest((b for b in packages.available.get(module, ()) if is_build(b)), packages.manager)
+    build = _offered_build(pin, module)
     if build is None:
         problems.append(f"{module} is not offered: the precompiled NVIDIA module of driver {pin.stack.driver} for "
                         f"kernel {kernel}")
@@ -278,10 +277,15 @@ def _pinning(pin: Pinning, extras: dict[str, str], problems: list[str]) -> dict[
     name = extras.get("upgrade_host_pinning_package")
     if name is None:
         return {}
-    packages = pin.host.packages
-    build = packages.installed.get(name) if pin.prefer_installed else None
-    build = build or newest((b for b in packages.available.get(name, ()) if is_build(b)), packages.manager)
+    build = _offered_build(pin, name)
     if build is None:
         problems.append(f"{name} is not offered: it locks the driver's branch (NVIDIA's CUDA repository from 590)")
         return {}
     return {"upgrade_host_pinning_version": build}
+
+
+def _offered_build(pin: Pinning, name: str) -> str | None:
+    """A package that goes with the driver: on a way back the build the host had, else the newest offered."""
+    packages = pin.host.packages
+    had = packages.installed.get(name) if pin.prefer_installed else None
+    return had or newest((b for b in packages.available.get(name, ()) if is_build(b)), packages.manager)
