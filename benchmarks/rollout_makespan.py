@@ -11,7 +11,12 @@ The host model (same in every schedule, drawn from the seed): when the rollout s
 ``--drain-sigma``: heavy-tailed); the scheduler is told the job's time limit, 0-30 % later than its real end.
 A host started at ``t`` drains for ``min(max(end - t, 0), 1 h) + 30 s``; every other step takes its plan
 estimate times a per-host factor (log-normal, sigma 0.1). A share ``--fail-rate`` of hosts fails its verify
-step and rolls back.
+step and rolls back (never a canary: its failure halts the rollout).
+
+The plan is made at the start with what squeue says then (``upgrade plan --canary-by-jobs``): each host's job
+end by its time limit, so the canary is a host free soonest. That much is known in both drain models: the
+canary starts at once, so the job running then is the one it waits for. ``--canary-by name`` plans as without
+squeue (the canary by name, whatever its job).
 
 What is compared (makespan = the start until the last host is back in service):
 - flow, drain-aware: the flowing rollout with Slurm's job ends as ``drain_ends`` (the issue's model);
@@ -37,6 +42,7 @@ import random
 import sys
 import time
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -78,12 +84,18 @@ def one_pool(n: int) -> tuple[Fleet, list[UnknownHost], DesiredState]:
     return Fleet.model_construct(hosts=hosts), [], desired.model_copy(update={"pools": pools})
 
 
-def make_plan(n: int, kind: str) -> Plan:
+def make_plan(n: int, kind: str, job_ends: dict[str, datetime | None] | None = None) -> Plan:
     fl, unknown, desired = one_pool(n) if kind == "one-pool" else fleet(n)
     base = (desired.policy or RolloutPolicy()).model_dump()
     base.update(windows=(), failure_budget={"per_wave": "10%", "total": "3%"},
                 drain={"timeout": DRAIN_TIMEOUT_S, "on_timeout": "evict"}, estimates=ESTIMATES)
-    return build_plan(fl, desired, RolloutPolicy.model_validate(base), load_knowledge(), T0, unknown=unknown)
+    return build_plan(fl, desired, RolloutPolicy.model_validate(base), load_knowledge(), T0, unknown=unknown,
+                      job_ends=job_ends)
+
+
+def squeue_at_start(hosts: dict[str, SimHost]) -> dict[str, datetime | None]:
+    """What squeue says at the start: each host's job end by its time limit."""
+    return {h: T0 + timedelta(seconds=s.reported_end_s or 0.0) for h, s in hosts.items()}
 
 
 def make_hosts(plan: Plan, seed: int, median: float, sigma: float, fail_rate: float,
@@ -160,8 +172,13 @@ def serial_batches(plan: Plan, hosts: dict[str, SimHost], soak_between: bool) ->
     return t
 
 
-def one(plan: Plan, seed: int, median: float, sigma: float, fail_rate: float, model: str) -> dict[str, float]:
+def one(n: int, kind: str, plan: Plan, seed: int, median: float, sigma: float, fail_rate: float, model: str,
+        canary_by: str) -> tuple[Plan, dict[str, float]]:
     hosts = make_hosts(plan, seed, median, sigma, fail_rate, model)
+    if canary_by == "jobs":  # planned again with squeue's answer; the same hosts, another canary
+        plan = make_plan(n, kind, squeue_at_start(hosts))
+        canary = set(plan.waves[0].hosts) if plan.waves[0].name == "canary" else set()
+        hosts = {h: replace(s, fail=None) if h in canary else s for h, s in hosts.items()}
     # what squeue says: each job's end by its time limit; with no reservation a new job follows, so nothing
     ends = {h: T0 + timedelta(seconds=s.reported_end_s or 0.0) for h, s in hosts.items()} if model != "fixed" else {}
     out: dict[str, float] = {}
@@ -187,7 +204,8 @@ def one(plan: Plan, seed: int, median: float, sigma: float, fail_rate: float, mo
     out["hosts"] = sum(len(w.hosts) for w in plan.waves)
     out["failed"] = sum(1 for s in hosts.values() if s.fail is not None)
     out["waves"] = len(plan.waves)
-    return out
+    out["canary_drain"] = min(drain_wait(hosts[h], 0.0) for h in plan.waves[0].hosts)
+    return plan, out
 
 
 def main() -> None:
@@ -198,6 +216,9 @@ def main() -> None:
     ap.add_argument("--drain-median", type=float, default=240.0, help="median job end after the start, seconds")
     ap.add_argument("--drain-sigma", type=float, default=1.2, help="log-normal sigma of job ends (tail)")
     ap.add_argument("--fail-rate", type=float, default=0.005)
+    ap.add_argument("--canary-by", choices=["jobs", "name"], default="jobs",
+                    help="jobs: planned with squeue's job ends at the start (upgrade plan --canary-by-jobs); "
+                         "name: the canary by name, whatever its job")
     ap.add_argument("--fleets", nargs="+", default=["one-pool"], choices=["one-pool", "bigfleet"],
                     help="one-pool: the issue's setting (one pool, racks of 16); bigfleet: 21 pools of ~n/21 hosts, "
                          "1%% cordoned and 1%% unknown (each pool's few slots make every schedule slower)")
@@ -213,10 +234,13 @@ def main() -> None:
         plan = make_plan(n, kind)
         print(f"{n} hosts ({kind}) planned in {time.process_time() - t0:.1f} CPU s")
         for model, seed in [(m, s) for m in args.models for s in (args.seeds if n <= 2000 else args.seeds_10k)]:
-            r = one(plan, seed, args.drain_median, args.drain_sigma, args.fail_rate, model)
+            used, r = one(n, kind, plan, seed, args.drain_median, args.drain_sigma, args.fail_rate, model,
+                          args.canary_by)
             print(f"{n:>6} hosts, {model} drains, seed {seed}: {int(r['hosts'])} to upgrade in "
                   f"{int(r['waves'])} planned waves, "
-                  f"{int(r['failed'])} failing; {int(r['events'])} decisions in {r['cpu_s']:.1f} CPU s")
+                  f"{int(r['failed'])} failing; {int(r['events'])} decisions in {r['cpu_s']:.1f} CPU s; "
+                  f"canary {', '.join(used.waves[0].hosts[:3])} (by {args.canary_by}) drains "
+                  f"{r['canary_drain'] / 60:.1f} min")
             aware = "" if model == "fixed" else (
                 f" | flow drain-aware {h(r['aware'])} ({r['aware'] / r['bound']:.2f}x bound, "
                 f"{r['serial'] / r['aware']:.2f}x faster than serial)")

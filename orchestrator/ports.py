@@ -53,11 +53,13 @@ class FactSource(Protocol):
 class DrainEnds:
     """When each host's jobs are expected to end (inventory name -> aware time); hosts without one are absent.
 
+    ``open_ended``: hosts running a job without an expected end (no time limit, suspended): busy, not free.
     ``ignored``: lines of the scheduler's answer that could not be read (left out, reported as one warning).
     """
 
     ends: dict[str, datetime]
     ignored: tuple[str, ...] = ()
+    open_ended: tuple[str, ...] = ()
 
 
 class DrainEndsSource(Protocol):

@@ -103,17 +103,20 @@ def _expected_end(state: str, start: str, end: str, limit: str, tz: tzinfo) -> d
     return parse_time(end, tz) or (started + length if started is not None else None)
 
 
-def node_ends(jobs: Iterable[SlurmJob]) -> dict[str, datetime]:
+def node_ends(jobs: Sequence[SlurmJob]) -> dict[str, datetime]:
     """Per node, the latest expected end of its jobs; a node with any job without one is left out."""
     ends: dict[str, datetime] = {}
-    open_ended: set[str] = set()
     for job in jobs:
         for node in job.nodes:
-            if job.end is None:
-                open_ended.add(node)
-            elif node not in ends or job.end > ends[node]:
+            if job.end is not None and (node not in ends or job.end > ends[node]):
                 ends[node] = job.end
+    open_ended = open_ended_nodes(jobs)
     return {n: e for n, e in ends.items() if n not in open_ended}
+
+
+def open_ended_nodes(jobs: Iterable[SlurmJob]) -> set[str]:
+    """The nodes running a job without an expected end."""
+    return {node for job in jobs if job.end is None for node in job.nodes}
 
 
 def slurm_nodes(hosts: Iterable[InventoryHost]) -> dict[str, str]:
@@ -158,4 +161,5 @@ class SlurmDrainEnds:
             raise SchedulerError(self.squeue, last.removeprefix(f"{os.path.basename(self.squeue)}: "))
         jobs, unreadable = parse_squeue(proc.stdout, UTC)
         ends = node_ends(jobs)
-        return DrainEnds({names[n]: end for n, end in ends.items() if n in names}, tuple(unreadable))
+        return DrainEnds({names[n]: end for n, end in ends.items() if n in names}, tuple(unreadable),
+                         tuple(sorted(names[n] for n in open_ended_nodes(jobs) if n in names)))

@@ -12,13 +12,14 @@ from pathlib import Path
 
 from orchestrator.adapters.facts import collect_live, load_snapshot
 from orchestrator.adapters.inventory import load_inventory
+from orchestrator.errors import SchedulerError
 from orchestrator.knowledge import Knowledge, load_knowledge
 from orchestrator.model.desired import DesiredState, load_desired
 from orchestrator.model.facts import FactsSnapshot
 from orchestrator.model.fleet import FleetBuild, build_fleet
 from orchestrator.model.inventory import InventoryHost, PoolGroups, deprecation_notice
 from orchestrator.planner import Plan, UnknownHost, build_plan, fingerprints
-from orchestrator.ports import FactSource, InventorySource
+from orchestrator.ports import DrainEndsSource, FactSource, InventorySource
 
 
 def hosts_and_snapshot(inventory: Path, facts: Path, limit: str | None, pools: PoolGroups,
@@ -71,8 +72,25 @@ def gather(target: Path, inventory: Path, *, facts: Path | None = None, limit: s
     return Inputs(knowledge, desired, target.name, hosts, snapshot, built, sources)
 
 
-def plan_from(inputs: Inputs, now: datetime, *, exclude_invalid: bool = False) -> Plan:
-    """Run the pure planner on gathered inputs; raises PlanError with every reason when no plan exists."""
+def job_ends(source: DrainEndsSource,
+             hosts: list[InventoryHost]) -> tuple[dict[str, datetime | None] | None, list[str]]:
+    """When the jobs on each host are expected to end (None: a job without an end; idle hosts absent), asked
+    once; the scheduler's failure is a warning and None (the canary chosen by name, as without it)."""
+    try:
+        found = source(hosts)
+    except SchedulerError as exc:
+        return None, [f"canary by job ends off: {exc}; the canary is chosen by name"]
+    ends: dict[str, datetime | None] = {**found.ends, **{h: None for h in found.open_ended}}
+    if not found.ignored:
+        return ends, []
+    return ends, [f"job ends: {len(found.ignored)} line(s) of the scheduler's answer not understood, left out "
+                  f"(first: {found.ignored[0][:120]!r})"]
+
+
+def plan_from(inputs: Inputs, now: datetime, *, exclude_invalid: bool = False,
+              job_ends: dict[str, datetime | None] | None = None) -> Plan:
+    """Run the pure planner on gathered inputs; raises PlanError with every reason when no plan exists.
+    ``job_ends``: the scheduler's job ends, for the canary's choice (see ``build_plan``)."""
     pools = {h.name: h.pool for h in inputs.hosts}
     gpus = {h.name: (str(h.gpu or h.gpu_declared or "unknown"), h.gpu_count or 0) for h in inputs.hosts}
     unknown = [UnknownHost(n, pools[n], why, *gpus[n]) for n, why in sorted(inputs.built.unknown.items())]
@@ -80,4 +98,5 @@ def plan_from(inputs: Inputs, now: datetime, *, exclude_invalid: bool = False) -
         inputs.built.fleet, inputs.desired, None, inputs.knowledge, now, unknown=unknown,
         inputs=fingerprints(inputs.hosts, inputs.snapshot, inputs.desired, inputs.knowledge.version),
         desired_name=inputs.desired_name, exclude_invalid=exclude_invalid, sources=inputs.sources,
+        job_ends=job_ends,
     )

@@ -10,9 +10,10 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.adapters.drain_ends import SlurmDrainEnds
 from orchestrator.adapters.files import write_atomic
 from orchestrator.adapters.signing import load_key, sign, signature_path
-from orchestrator.app.gather import gather, plan_from
+from orchestrator.app.gather import gather, job_ends, plan_from
 from orchestrator.cli.app import app
 from orchestrator.cli.output import Exit, console, err_console
 from orchestrator.cli.summary import DETAILS_HELP, per_host, sample
@@ -76,14 +77,20 @@ def plan_cmd(
         None, "--sign", help="Sign the plan file (PLAN.sig) with this key: a file or env:NAME (ed25519 PEM or HMAC)."
     ),
     details: bool = typer.Option(False, "--details", help=DETAILS_HELP),
+    canary_by_jobs: bool = typer.Option(
+        False, "--canary-by-jobs", help="Choose each canary, after the spread over failure domains, among the Slurm "
+        "hosts free soonest (one squeue now; idle first, jobs without a time limit last)."),
 ) -> None:
     """Plan the rollout: waves, per-host ordered steps, capacity lost, windows. Exit 0 plan made, 2 invalid."""
     when = _parse_now(now)
     key = load_key(sign_key) if sign_key else None
     inputs = gather(target, inventory, facts=snapshot, limit=limit, site=site, pool_from_group=pool_from_group)
     built = inputs.built
+    ends, notes = job_ends(SlurmDrainEnds(), inputs.hosts) if canary_by_jobs else (None, [])
+    for note in notes:
+        err_console.print(Text(f"warning: {note}", style="yellow"))
     try:
-        plan = plan_from(inputs, when, exclude_invalid=exclude_invalid)
+        plan = plan_from(inputs, when, exclude_invalid=exclude_invalid, job_ends=ends)
     except PlanError as exc:
         for reason in exc.reasons:
             err_console.print(Text("error: ", style="bold red") + Text(reason))
@@ -218,7 +225,11 @@ FLOW_ESTIMATE_MAX_HOSTS = 200_000  # list scheduling takes about a second per 10
 
 
 def _flow_line(plan: Plan) -> None:
-    """The schedule ``apply --flow`` follows and its estimated makespan, beside the waves' own."""
+    """How the canary was chosen, when job ends chose it; the schedule ``apply --flow`` follows and its
+    estimated makespan, beside the waves' own."""
+    if plan.canary_by and plan.waves and plan.waves[0].name == "canary":
+        console.print(Text(f"canary ({', '.join(plan.waves[0].hosts[:5])}"
+                           f"{', ...' if len(plan.waves[0].hosts) > 5 else ''}) chosen by {plan.canary_by}"))
     hosts = sum(len(w.hosts) for w in plan.waves)
     if not hosts or hosts > FLOW_ESTIMATE_MAX_HOSTS:
         return

@@ -12,8 +12,9 @@ Example::
 from __future__ import annotations
 
 import gc
+import math
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
@@ -97,17 +98,24 @@ def build_plan(
     desired_name: str = "desired",
     exclude_invalid: bool = False,
     sources: dict[str, str] | None = None,
+    job_ends: Mapping[str, datetime | None] | None = None,
 ) -> Plan:
-    """The plan, or PlanError listing every reason it cannot be made. Same inputs, byte-identical plan."""
+    """The plan, or PlanError listing every reason it cannot be made. Same inputs, byte-identical plan.
+
+    ``job_ends``: when the jobs running on each host are expected to end (None: a job without an expected
+    end; a host not named runs none), as the scheduler said at ``now``: each canary is then, after the spread
+    over failure domains, the host free soonest, and the plan says so (``canary_by``).
+    """
     with _no_cycle_collection():
         return _build(fleet, desired, policy, knowledge, now, unknown, inputs, desired_name, exclude_invalid,
-                      sources)
+                      sources, job_ends)
 
 
 def _build(fleet: Fleet, desired: DesiredState, policy: RolloutPolicy | None, knowledge: Knowledge, now: datetime,
            unknown: list[UnknownHost] | None, inputs: Fingerprints | None, desired_name: str, exclude_invalid: bool,
-           sources: dict[str, str] | None) -> Plan:
+           sources: dict[str, str] | None, job_ends: Mapping[str, datetime | None] | None) -> Plan:
     now = aware(now)
+    free_in = _free_in(job_ends, now)
     pol = policy or desired.policy or RolloutPolicy()
     unknown = list(unknown or [])
     size: Counter[str] = Counter(h.pool for h in fleet.hosts)
@@ -126,7 +134,7 @@ def _build(fleet: Fleet, desired: DesiredState, policy: RolloutPolicy | None, kn
     atomic = {p for p in pools if _forbids_mixing(p, rules[p], prep)}
     estimates = [c.estimate_s for c in prep.classes]
     while True:
-        groups, reasons, canary = build_waves(prep.movers, rules, limits, pol, atomic)
+        groups, reasons, canary = build_waves(prep.movers, rules, limits, pol, atomic, free_in)
         if reasons:
             raise PlanError(reasons)
         names = wave_names(len(groups), canary)
@@ -143,8 +151,24 @@ def _build(fleet: Fleet, desired: DesiredState, policy: RolloutPolicy | None, kn
     if failures:
         raise PlanError(failures)
     plan = _assemble(pol, knowledge, now, prep, groups, names, times, durations, labels, rules, limits,
-                     atomic, mixed, pools, inputs, desired_name, frozen, drain_reason, wave_of, sources or {})
+                     atomic, mixed, pools, inputs, desired_name, frozen, drain_reason, wave_of, sources or {},
+                     _canary_by(job_ends, now))
     return seal(plan)
+
+
+def _free_in(job_ends: Mapping[str, datetime | None] | None, now: datetime) -> dict[str, float]:
+    """Seconds from ``now`` until each host's jobs end (0: already ended; inf: no expected end)."""
+    return {h: math.inf if end is None else max((aware(end) - now).total_seconds(), 0.0)
+            for h, end in (job_ends or {}).items()}
+
+
+def _canary_by(job_ends: Mapping[str, datetime | None] | None, now: datetime) -> str:
+    if job_ends is None:
+        return ""
+    open_ended = sum(1 for end in job_ends.values() if end is None)
+    return (f"after the spread over failure domains, the host free soonest: job ends as of {iso(now)} "
+            f"({len(job_ends) - open_ended} host(s) running jobs with an expected end, {open_ended} without one; "
+            f"every other host idle)")
 
 
 def _mixing(prep: Prepared, wave_of: dict[str, int], times: list[WaveTime], rules: dict[str, PoolRules],
@@ -176,7 +200,7 @@ def _assemble(
     prep: Prepared, groups: list[list[Mover]], names: list[str], times: list[WaveTime], durations: list[int],
     labels: list[str | None], rules: dict[str, PoolRules], limits: dict[str, PoolLimits], atomic: set[str],
     mixed: dict[str, list[MixedInterval]], pools: list[str], inputs: Fingerprints | None, desired_name: str,
-    frozen: set[str], drain_reason: str, wave_of: dict[str, int], sources: dict[str, str],
+    frozen: set[str], drain_reason: str, wave_of: dict[str, int], sources: dict[str, str], canary_by: str,
 ) -> Plan:
     waves = []
     for i, group in enumerate(groups):
@@ -231,7 +255,7 @@ def _assemble(
         warnings=tuple(warnings), start=iso(times[0].start if times else now), end=iso(end),
         estimate_s=int((end - now).total_seconds()),
         failure_budget_total=resolve(pol.failure_budget.total, movers, "down"),
-        drain_reason=drain_reason,
+        drain_reason=drain_reason, canary_by=canary_by,
     )
 
 

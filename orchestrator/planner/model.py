@@ -225,6 +225,8 @@ class Plan(PlanModel):
     estimate_s: int
     failure_budget_total: int
     drain_reason: str = Field(description="the reason apply drains with; uncordon resumes only nodes drained with it")
+    canary_by: str = Field(default="", description="what chose the canary hosts after the spread over failure "
+                                                   "domains: empty (by name), or the job ends the planner was given")
     _index: dict[str, int] | None = PrivateAttr(default=None)
     _views: dict[str, HostPlan] = PrivateAttr(default_factory=dict)
     _text: str | None = PrivateAttr(default=None)

@@ -1,7 +1,9 @@
 """Group the hosts to upgrade into waves: a canary, then growing waves, never past a pool's or a domain's limit.
 
 Canary: per (pool, GPU model) the pool's ``canary`` size, chosen to spread over racks, switches and NVLink
-domains (fewest already chosen in the host's domains, then by name). Later waves take sizes from the
+domains (fewest already chosen in the host's domains), then, when the scheduler's job ends are given
+(``free_in``), the host free soonest (idle first, a job without an end last), then by name: the canary's
+drain is a wait that every host after it pays too. Later waves take sizes from the
 policy's ``waves`` list (a count, or a percent of the hosts left after the canary; the last value repeats,
 as Ansible's ``serial``) or from ``growth`` (each wave that many times the previous one). A host joins a
 wave only if its pool stays within ``max_unavailable`` (hosts already out of service count) and each of
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from orchestrator.model.policy import PoolRules, RolloutPolicy, resolve
@@ -143,8 +146,13 @@ def build_waves(
     limits: dict[str, PoolLimits],
     policy: RolloutPolicy,
     atomic: set[str],
+    free_in: Mapping[str, float] | None = None,
 ) -> tuple[list[list[Mover]], list[str], bool]:
-    """Waves of hosts (canary first, if any), the reasons no valid grouping exists, whether there is a canary."""
+    """Waves of hosts (canary first, if any), the reasons no valid grouping exists, whether there is a canary.
+
+    ``free_in``: seconds until each host's running jobs are expected to end (``math.inf``: a job without an
+    expected end; absent: no job); only the canary's choice reads it.
+    """
     reasons = []
     by_pool = Counter(m.pool for m in movers)
     for pool, count in sorted(by_pool.items()):
@@ -163,7 +171,7 @@ def build_waves(
         return [], reasons, False
 
     waves: list[list[Mover]] = []
-    canary = _canary(movers, rules, limits, atomic)
+    canary = _canary(movers, rules, limits, atomic, free_in or {})
     if canary:
         waves.append(canary)
     chosen = {m.name for m in canary}
@@ -241,13 +249,17 @@ def _full(wave: _Wave, m: Mover, key: object) -> bool:
 
 
 def _canary(movers: list[Mover], rules: dict[str, PoolRules], limits: dict[str, PoolLimits],
-            atomic: set[str]) -> list[Mover]:
+            atomic: set[str], free_in: Mapping[str, float]) -> list[Mover]:
     groups: dict[tuple[str, str], list[Mover]] = {}
     for m in sorted(movers, key=lambda m: m.name):
         if m.pool not in atomic:
             groups.setdefault((m.pool, m.gpu), []).append(m)
     want = {g: min(resolve(rules[g[0]].canary, len(hosts), "up"), len(hosts)) for g, hosts in groups.items()}
     wave = _Wave(limits)
+
+    def key(m: Mover) -> tuple[int, float, str]:
+        return wave.spread_score(m), free_in.get(m.name, 0.0), m.name
+
     for rnd in range(max(want.values(), default=0)):
         for g in sorted(groups):
             if rnd >= want[g]:
@@ -256,11 +268,11 @@ def _canary(movers: list[Mover], rules: dict[str, PoolRules], limits: dict[str, 
             options = [m for m in groups[g] if m.name not in taken]
             if not options:
                 continue
-            best = min(options, key=lambda m: (wave.spread_score(m), m.name))
-            if wave.fits([best]):  # the first in (spread, name) order that fits is the best one, if it fits
+            best = min(options, key=key)
+            if wave.fits([best]):  # the first in (spread, free, name) order that fits is the best one, if it fits
                 pick: Mover | None = best
             else:
-                options.sort(key=lambda m: (wave.spread_score(m), m.name))
+                options.sort(key=key)
                 pick = next((m for m in options if wave.fits([m])), None)
             if pick is not None:
                 wave.add([pick])

@@ -13,6 +13,7 @@ import pytest
 from orchestrator.adapters.drain_ends import (
     SlurmDrainEnds,
     node_ends,
+    open_ended_nodes,
     parse_limit,
     parse_squeue,
     slurm_nodes,
@@ -20,7 +21,9 @@ from orchestrator.adapters.drain_ends import (
 )
 from orchestrator.adapters.inventory import load_inventory
 from orchestrator.adapters.slurm_hostlist import expand_hostlist
+from orchestrator.app.gather import job_ends
 from orchestrator.errors import SchedulerError
+from orchestrator.ports import DrainEnds
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "inventories" / "example"
@@ -54,8 +57,10 @@ def test_the_latest_job_on_a_node_counts_and_one_unlimited_job_makes_the_node_op
 9|COMPLETING|gpu-h100-01|2026-12-02T03:00:00|2026-12-02T04:00:00|1:00:00
 10|RUNNING|gpu-a100-01|2026-12-01T05:00:00|2027-12-01T05:00:00|UNLIMITED
 """
-    ends = node_ends(parse_squeue(text)[0])
-    assert ends == {"gpu-h100-01": at("2026-12-02T05:10:00"), "gpu-h100-02": at("2026-12-02T09:10:00")}
+    jobs = parse_squeue(text)[0]
+    assert node_ends(jobs) == {"gpu-h100-01": at("2026-12-02T05:10:00"), "gpu-h100-02": at("2026-12-02T09:10:00")}
+    assert open_ended_nodes(jobs) == {"gpu-a100-01"}  # busy with no end: neither free nor timed
+    assert open_ended_nodes(parse_squeue(CAPTURED)[0]) == {"gpu-v100-01", "gpu-h100-04"}  # UNLIMITED, suspended
 
 
 def test_an_unknown_end_is_start_plus_the_limit_and_no_start_is_no_end() -> None:
@@ -140,3 +145,14 @@ def test_a_squeue_that_cannot_run_or_fails_is_one_scheduler_error(tmp_path: Path
     with pytest.raises(SchedulerError) as caught:
         SlurmDrainEnds(env={"PATH": "/usr/bin:/bin", "SLURM_CONF": str(conf)})(hosts)
     assert str(caught.value) == "squeue: fatal: Unable to process configuration file"
+
+
+def test_the_plans_job_ends_keep_open_ended_hosts_as_never_free_and_a_failing_squeue_is_a_warning() -> None:
+    hosts = load_inventory(EXAMPLE)
+    found = DrainEnds({"gpu-h100-01": at("2026-12-02T05:10:00")}, ("garbage",), ("gpu-a100-01",))
+    ends, notes = job_ends(lambda _hosts: found, hosts)
+    assert ends == {"gpu-h100-01": at("2026-12-02T05:10:00"), "gpu-a100-01": None}
+    assert notes == ["job ends: 1 line(s) of the scheduler's answer not understood, left out (first: 'garbage')"]
+    ends, notes = job_ends(SlurmDrainEnds(squeue="/nonexistent/squeue"), hosts)
+    assert ends is None  # no knowledge: the canary by name, not "every host idle"
+    assert len(notes) == 1 and notes[0].startswith("canary by job ends off: /nonexistent/squeue: ")

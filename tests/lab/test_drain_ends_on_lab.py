@@ -1,16 +1,23 @@
 """The Slurm drain-ends reader against the lab's real Slurm: real jobs submitted with ``sbatch --time``, one real
-``squeue``, the hosts read from the lab's inventory. Jobs are cancelled in ``finally``."""
+``squeue``, the hosts read from the lab's inventory; and `upgrade plan --canary-by-jobs` choosing its canary
+from them. Jobs are cancelled in ``finally``."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+import yaml
 
 from orchestrator.adapters.drain_ends import SlurmDrainEnds
 from orchestrator.adapters.inventory import load_inventory
 from orchestrator.lab import slurm
+from tests.executor.test_apply_lab import DRIVER_ONLY
 from tests.support.lab import LabHandle
 
 pytestmark = pytest.mark.lab
@@ -50,6 +57,7 @@ def test_the_reader_gives_each_busy_slurm_node_its_jobs_end_and_leaves_idle_and_
         idle = {"gpu-h100-03", "gpu-h100-04"}
         assert idle | {*pair, alone, unlimited} <= {h.name for h in hosts if h.scheduler.kind == "slurm"}
         assert set(found.ends) == {*pair, alone}  # idle nodes and the node with an unlimited job: no end
+        assert found.open_ended == (unlimited,)  # busy without an end, unlike the idle ones
         for host, limit in [(pair[0], 20), (pair[1], 20), (alone, 10)]:
             end = found.ends[host]
             assert end.tzinfo is not None
@@ -59,3 +67,50 @@ def test_the_reader_gives_each_busy_slurm_node_its_jobs_end_and_leaves_idle_and_
         if jobs:
             lab.slurm("scancel", *jobs)
 
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def plan_canary(lab: LabHandle, tmp_path: Path, *flags: str) -> tuple[dict[str, str], str]:
+    """``upgrade plan`` on the lab (live facts, the driver-only target); the canary host of each pool, and what
+    the command printed."""
+    desired = tmp_path / "desired.yaml"
+    desired.write_text(yaml.safe_dump({"version": 1, "pools": DRIVER_ONLY, "policy": {
+        "canary": 1, "waves": ["100%"], "max_unavailable": 2, "max_per_domain": {"rack": 1}}}))
+    out = tmp_path / f"plan{len(flags)}.json"
+    done = subprocess.run([sys.executable, "-m", "orchestrator", "plan", "-i", str(lab.inventory), str(desired),
+                           "-o", str(out), "--details", *flags],
+                          capture_output=True, text=True, cwd=ROOT, env=slurm.env(lab.lab.paths), timeout=600,
+                          check=False, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout + done.stderr
+    plan = json.loads(out.read_text())
+    pools = {row[0]: plan["classes"][row[2]]["pool"] for row in plan["rows"]}
+    assert plan["waves"][0]["name"] == "canary"
+    return {pools[h]: h for h in plan["waves"][0]["hosts"]}, done.stdout + done.stderr
+
+
+def test_plan_canary_by_jobs_takes_an_idle_host_over_the_one_a_long_job_holds(lab: LabHandle,
+                                                                                  tmp_path: Path) -> None:
+    by_name, said = plan_canary(lab, tmp_path)
+    assert "chosen by" not in said
+    busy = by_name["training"]  # the training canary by name; give it a job with two hours to run
+    jobs: list[str] = []
+    try:
+        jobs.append(submit(lab, busy, "120"))
+        wait_running(lab, jobs)
+        by_jobs, said = plan_canary(lab, tmp_path, "--canary-by-jobs")
+        assert by_jobs["training"] != busy
+        assert by_jobs["training"] not in found_busy(lab)
+        assert {p: h for p, h in by_jobs.items() if p != "training"} == \
+            {p: h for p, h in by_name.items() if p != "training"}  # the other pools' canaries were idle anyway
+        assert "chosen by after the spread over failure domains, the host free soonest" in said
+        assert "1 host(s) running jobs with an expected end, 0 without one" in said
+    finally:
+        if jobs:
+            lab.slurm("scancel", *jobs)
+
+
+def found_busy(lab: LabHandle) -> set[str]:
+    found = SlurmDrainEnds(env=slurm.env(lab.lab.paths))(load_inventory(lab.inventory))
+    return set(found.ends) | set(found.open_ended)

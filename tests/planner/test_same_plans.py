@@ -36,8 +36,9 @@ def digest(plan: Plan) -> dict[str, Any]:
     for h in plan.hosts:
         d = h.model_dump(mode="json")
         hosts[h.name] = [d["wave"], d["action"], _sha(d)]
+    # canary_by came later: empty (no job ends given) it changes nothing the earlier planner decided
     rest = {k: v for k, v in plan.model_dump(mode="json").items()
-            if k not in ("rows", "classes", "plan_hash", "schema_version")}
+            if k not in ("rows", "classes", "plan_hash", "schema_version") and (k, v) != ("canary_by", "")}
     return json.loads(json.dumps({"waves": [list(w.hosts) for w in plan.waves], "hosts": hosts, "rest": _sha(rest)}))
 
 
