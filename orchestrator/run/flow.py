@@ -71,13 +71,18 @@ def flow_order(hosts: Sequence[tuple[str, str, int]], drain_ends: Mapping[str, d
                wave_of: Mapping[str, int] | None = None) -> tuple[str, ...]:
     """Hosts ``(name, rack, estimate_s)`` in planned order -> the order a flowing run admits them in.
 
-    Without drain knowledge: the planned order (wave by wave, ``wave_of``), racks taken in turn. With it: by
-    when the host is expected to be free (a host already free counts as free now), the longest first among
-    equals, then planned order.
-    With ``evict_after_s`` (the drain policy evicts at its timeout) and ``horizon_s`` (about how long the flowing
-    part takes, without drains), a host whose jobs would outlast even a start at the horizon by the timeout goes
-    first, the latest first: its drain costs the whole timeout whenever it starts, and at the end it would
-    stretch the rollout by that much.
+    Without drain knowledge: the planned order (wave by wave, ``wave_of``), racks taken in turn. With it: each
+    host has a turn, its place in that order with the longest estimates first, paced over ``horizon_s`` (about
+    how long the flowing part takes without drains); a host goes at its turn, or when its jobs are expected to
+    end if that is later. Hosts free by their turn so keep the racks in turn (deferring every busy host to the
+    end would leave the last slots to a few racks, two at a time); without ``horizon_s`` every turn is now: by
+    when each host is free, longest first among equals.
+    With ``evict_after_s`` (the drain policy evicts at its timeout), a host whose jobs would outlast even a start
+    at the horizon by the timeout goes first, the latest first: its drain costs the whole timeout whenever it
+    starts, and at the end it would stretch the rollout by that much. A host whose jobs would end too late for
+    it to be back by the horizon goes a timeout before it would have to start, when the timeout then ends
+    before its jobs do: waiting for them would stretch the rollout, so the policy evicts them at the timeout,
+    as it does for any drain that long.
     """
     groups: dict[int, dict[str, list[str]]] = {}
     for name, rack, _est in hosts:
@@ -92,14 +97,24 @@ def flow_order(hosts: Sequence[tuple[str, str, int]], drain_ends: Mapping[str, d
         return tuple(spread)
     pos = {h: i for i, h in enumerate(spread)}
     est = {name: e for name, _rack, e in hosts}
+    turns = sorted(spread, key=lambda h: (-est[h], pos[h]))
+    place = {h: i for i, h in enumerate(turns)}
+    pace = horizon_s / len(turns) if horizon_s > 0 else 0.0
     base = now.timestamp() if now is not None else 0.0
 
-    def key(h: str) -> tuple[float, int, int]:
+    def key(h: str) -> tuple[float, int]:
         end = drain_ends.get(h)
-        free_at = max(end.timestamp(), base) if end is not None else base
-        if evict_after_s is not None and free_at > base + horizon_s + evict_after_s:
-            free_at = base - (free_at - base)  # evicted whenever it starts: before every host free now
-        return (free_at, -est[h], pos[h])
+        turn = base + place[h] * pace
+        free_at = max(end.timestamp(), turn) if end is not None else turn
+        if evict_after_s is None:
+            return (free_at, place[h])
+        if free_at > base + horizon_s + evict_after_s:
+            return (base - (free_at - base), place[h])  # evicted whenever it starts: before every host free now
+        last_start = base + horizon_s - est[h]  # about when it must start to be back as the others end
+        early = max(base, last_start - evict_after_s)
+        if horizon_s > 0 and free_at > last_start and early + evict_after_s < free_at:
+            return (early, place[h])  # waiting for its jobs would stretch the rollout: evicted at the timeout
+        return (free_at, place[h])
 
     return tuple(sorted(spread, key=key))
 

@@ -202,6 +202,35 @@ def test_a_host_whose_jobs_outlast_the_drain_timeout_is_not_left_to_the_end_when
     assert flow_order(same_rack, {}, T0, wave_of={"a": 1, "b": 1, "c": 2}) == ("a", "b", "c")  # wave by wave
 
 
+def test_hosts_free_by_their_turn_keep_the_racks_in_turn_and_a_busy_host_goes_when_its_jobs_end() -> None:
+    # six hosts on three racks, planned racks in turn; about 6 h of flowing work: a turn every hour
+    hosts = [("a1", "r1", 600), ("a2", "r1", 600), ("b1", "r2", 600), ("b2", "r2", 600), ("c1", "r3", 600),
+             ("c2", "r3", 600)]
+    planned = flow_order(hosts, {}, T0)
+    assert planned == ("a1", "b1", "c1", "a2", "b2", "c2")
+    # every job ends before its host's turn (a2's in 1 min, its turn is at 3 h): the planned order stands,
+    # rather than a2 first and the racks bunched at the end
+    ends = {"a1": T0 + timedelta(minutes=30), "a2": T0 + timedelta(minutes=1), "c2": T0 + timedelta(hours=4)}
+    assert flow_order(hosts, ends, T0, evict_after_s=3600, horizon_s=6 * 3600) == planned
+    # b1's job runs 2.5 h: it goes after the turns that come before then (c1 at 2 h), not after every host
+    ends["b1"] = T0 + timedelta(hours=2, minutes=30)
+    assert flow_order(hosts, ends, T0, evict_after_s=3600, horizon_s=6 * 3600) == ("a1", "c1", "b1", "a2", "b2",
+                                                                                     "c2")
+
+
+def test_a_job_that_would_stretch_the_rollout_is_evicted_a_timeout_before_its_host_must_start() -> None:
+    hosts = [("a", "r1", 600), ("b", "r2", 600), ("c", "r3", 600)]  # turns at 0, 1 h and 2 h of a 3 h horizon
+    ends = {"a": T0 + timedelta(hours=3, minutes=30)}  # a must start by 2 h 50 min to be back by 3 h
+    # give-up: waiting for its jobs is all one can do, so a goes when they end, last
+    assert flow_order(hosts, ends, T0, horizon_s=3 * 3600) == ("b", "c", "a")
+    # evicting at 1 h: a starts at 1 h 50 min (after b's turn), its jobs evicted at 2 h 50 min
+    assert flow_order(hosts, ends, T0, evict_after_s=3600, horizon_s=3 * 3600) == ("b", "a", "c")
+    # evicting at 2 h: a starts at 50 min, before b
+    assert flow_order(hosts, ends, T0, evict_after_s=2 * 3600, horizon_s=3 * 3600) == ("a", "b", "c")
+    # evicting only at 12 h: no start evicts before its jobs end anyway; a waits for them, last
+    assert flow_order(hosts, ends, T0, evict_after_s=12 * 3600, horizon_s=3 * 3600) == ("b", "c", "a")
+
+
 def _first_fit_by_scanning(p: Plan) -> int:
     """The estimate as first written: every decision scans every waiting host in order (quadratic; kept here
     as the reference the queue-based estimate must agree with)."""
