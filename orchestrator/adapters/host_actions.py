@@ -112,7 +112,13 @@ class SharedActions:
     step once with ``--limit`` over all of them (at most ``most``); every caller gets its own host's outcome,
     so the driver journals each host's result on its own as before. 1,000 hosts in flight then need tens of
     ``ansible-playbook`` processes, not 1,000.
+
+    A shared run returns when its last host is done, so steps whose length is the host's workload, not the
+    step's (the drain: it waits for the host's jobs), run alone: one long job would otherwise hold every host
+    of its batch, and a flowing rollout's slow drain would hold back its neighbours again.
     """
+
+    ALONE = frozenset({StepKind.DRAIN})
 
     def __init__(self, inner: AnsibleActions, window_s: float = 2.0, most: int = MAX_FORKS,
                  sleep: Callable[[float], None] = time.sleep) -> None:
@@ -127,6 +133,8 @@ class SharedActions:
     def run_step(self, host: str, step: Step) -> StepOutcome:
         if step.playbook is None:
             return nothing_to_run(step)
+        if step.kind in self.ALONE:
+            return self.inner.run_step(host, step)
         key = json.dumps([step.id, step.playbook, step.vars], sort_keys=True, default=str)
         with self.lock:
             batch = self.open.get(key)
