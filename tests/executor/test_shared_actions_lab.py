@@ -74,6 +74,10 @@ def test_a_drain_runs_alone_so_a_host_whose_job_keeps_running_holds_back_no_othe
     plan = load_plan(plan_path)
     busy, idle = training(plan)[:2]
     fresh.lab.inject(busy, Fault.BLOCKING_JOB, seconds=600)
+    deadline = time.monotonic() + 30  # the job must hold the node before the drain starts, or it never will
+    while fresh.slurm("squeue", "-h", "-w", busy, "-o", "%T").split() != ["RUNNING"]:
+        assert time.monotonic() < deadline, "the blocking job did not start"
+        time.sleep(0.2)
     drain = {h: step_of(plan, h, StepKind.DRAIN) for h in (busy, idle)}
     port = SharedActions(AnsibleActions(fresh.inventory, state=tmp_path / "st"), window_s=2.0)
     got = together(port, list(drain.items()))
